@@ -1,0 +1,51 @@
+"""The main job: a whole demo society, then the site.
+
+Migrates, seeds the society (staff, rights holders, licensees), prints how to log in, and serves
+on 127.0.0.1:8000. `--no-serve` does everything else and exits with a summary. Running it twice
+is safe: every step finds what the last run made.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from accounts.demo import DEMO_PASSWORD, demo_accounts_seed
+from accounts.models import ApiKey, AuditEvent, Organisation, User
+
+
+class Command(BaseCommand):
+    help = "Set up a demo society and serve the site (use --no-serve to just set up)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-serve", action="store_true", help="set up, summarise, exit")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+
+    def handle(self, *args, **opts):
+        self.stdout.write("Migrating the database…")
+        call_command("migrate", interactive=False, verbosity=0)
+
+        self.stdout.write("Seeding the demo society…")
+        demo = demo_accounts_seed(society_name=settings.BLANKET_SOCIETY_NAME)
+
+        self.stdout.write(self.style.SUCCESS("\nBlanket demo society is ready."))
+        self.stdout.write(f"  Society:        {demo.society.name} ({demo.society.code})")
+        for name, organisation in demo.organisations.items():
+            owner = demo.owners[name]
+            self.stdout.write(
+                f"  {organisation.get_kind_display():<15} {organisation.code}  {name:<24} "
+                f"log in as {owner.email}"
+            )
+        for group, user in demo.staff.items():
+            self.stdout.write(f"  Staff {group:<9} {user.email}")
+        self.stdout.write(f"  Password for every demo user: {DEMO_PASSWORD}")
+        self.stdout.write(
+            f"  Totals: {User.objects.count()} users, {Organisation.objects.count()} "
+            f"organisations, {ApiKey.objects.count()} API keys, "
+            f"{AuditEvent.objects.count()} audit events"
+        )
+        if opts["no_serve"]:
+            return
+        self.stdout.write(f"\nServing on http://{opts['addrport']}/  (Ctrl-C to stop)\n")
+        call_command("runserver", opts["addrport"], use_reloader=False)
