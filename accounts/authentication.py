@@ -1,4 +1,4 @@
-"""`Authorization: Api-Key <key>` for machines. Session auth stays for pages and the browsable API."""
+"""`Authorization: Api-Key <key>` for machines; session auth stays for pages."""
 
 from __future__ import annotations
 

@@ -18,16 +18,41 @@ STAFF = (
 )
 ORGANISATIONS = (
     # name, kind, country, party ids, owner email
-    ("Northern Lights Press", OrganisationKind.RIGHTS_HOLDER, "GB",
-     {"isni": "000000012146438X", "ipi_name_number": "00014107338"}, "editor@northernlights.demo"),
-    ("Harbour Records", OrganisationKind.RIGHTS_HOLDER, "IE",
-     {"isni": "0000000398765433", "ipi_name_number": "12345678993"}, "label@harbour.demo"),
-    ("Fjord Photo Agency", OrganisationKind.RIGHTS_HOLDER, "NO",
-     {"ipi_name_number": "25444321125"}, "desk@fjordphoto.demo"),
-    ("Aleph AI Ltd", OrganisationKind.LICENSEE, "GB",
-     {"company_number": "14567890"}, "legal@aleph.demo"),
-    ("Corvid Labs", OrganisationKind.LICENSEE, "FR",
-     {"company_number": "RCS PARIS 852 379 890"}, "ml@corvid.demo"),
+    (
+        "Northern Lights Press",
+        OrganisationKind.RIGHTS_HOLDER,
+        "GB",
+        {"isni": "000000012146438X", "ipi_name_number": "00014107338"},
+        "editor@northernlights.demo",
+    ),
+    (
+        "Harbour Records",
+        OrganisationKind.RIGHTS_HOLDER,
+        "IE",
+        {"isni": "0000000398765433", "ipi_name_number": "12345678993"},
+        "label@harbour.demo",
+    ),
+    (
+        "Fjord Photo Agency",
+        OrganisationKind.RIGHTS_HOLDER,
+        "NO",
+        {"ipi_name_number": "25444321125"},
+        "desk@fjordphoto.demo",
+    ),
+    (
+        "Aleph AI Ltd",
+        OrganisationKind.LICENSEE,
+        "GB",
+        {"company_number": "14567890"},
+        "legal@aleph.demo",
+    ),
+    (
+        "Corvid Labs",
+        OrganisationKind.LICENSEE,
+        "FR",
+        {"company_number": "RCS PARIS 852 379 890"},
+        "ml@corvid.demo",
+    ),
 )
 
 

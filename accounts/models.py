@@ -81,6 +81,9 @@ class RegistrySequence(models.Model):
     prefix = models.CharField(max_length=4, primary_key=True)
     last_value = models.BigIntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"{self.prefix}: {self.last_value}"
+
 
 class Organisation(models.Model):
     """A rights holder, a licensee or the society itself. The tenant every object belongs to."""
@@ -196,7 +199,9 @@ class Invitation(models.Model):
     @property
     def is_open(self) -> bool:
         return (
-            self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > timezone.now()
         )
 
 

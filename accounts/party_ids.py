@@ -20,7 +20,7 @@ def normalise_isni(value: str) -> str:
     try:
         return _isni.validate(value)
     except _StdnumError as exc:
-        raise ValueError(f"not a valid ISNI: {exc.message.lower()}") from None
+        raise ValueError(f"not a valid ISNI: {exc.message.rstrip('.').lower()}") from None
 
 
 def normalise_ipi_name_number(value: str) -> str:
@@ -31,7 +31,8 @@ def normalise_ipi_name_number(value: str) -> str:
     compact = compact.zfill(11)
     if len(compact) != 11:
         raise ValueError("not a valid IPI name number: 11 digits expected")
-    total = sum(int(digit) * weight for digit, weight in zip(compact[:9], range(10, 1, -1)))
+    weights = range(10, 1, -1)
+    total = sum(int(d) * w for d, w in zip(compact[:9], weights, strict=True))
     remainder = total % 101
     check = 0 if remainder == 0 else (101 - remainder) % 100
     if check != int(compact[9:]):

@@ -71,9 +71,7 @@ class Caller:
 
     def require_organisation(self) -> Organisation:
         if self.organisation is None:
-            raise PermissionError_(
-                "Create or join an organisation first.", code="no_organisation"
-            )
+            raise PermissionError_("Create or join an organisation first.", code="no_organisation")
         return self.organisation
 
 

@@ -78,7 +78,9 @@ def audit_record(
 def user_sign_up(*, email: str, password: str, full_name: str = "") -> User:
     email = User.objects.normalize_email(email.strip()).lower()
     if User.objects.filter(email__iexact=email).exists():
-        raise AccountsError("An account with this email address exists already.", code="email_taken")
+        raise AccountsError(
+            "An account with this email address exists already.", code="email_taken"
+        )
     candidate = User(email=email, full_name=full_name.strip())
     try:
         validate_password(password, user=candidate)
@@ -117,7 +119,12 @@ def _party_ids_clean(
     cleaned = {"isni": "", "ipi_name_number": "", "company_number": ""}
     checks = (
         ("isni", isni, normalise_isni, OrganisationKind.RIGHTS_HOLDER),
-        ("ipi_name_number", ipi_name_number, normalise_ipi_name_number, OrganisationKind.RIGHTS_HOLDER),
+        (
+            "ipi_name_number",
+            ipi_name_number,
+            normalise_ipi_name_number,
+            OrganisationKind.RIGHTS_HOLDER,
+        ),
         ("company_number", company_number, normalise_company_number, OrganisationKind.LICENSEE),
     )
     for field, raw, normalise, allowed_kind in checks:
@@ -130,7 +137,8 @@ def _party_ids_clean(
         try:
             cleaned[field] = normalise(raw)
         except ValueError as exc:
-            errors[field] = [str(exc).capitalize() + "."]
+            reason = str(exc).rstrip(".")
+            errors[field] = [reason[:1].upper() + reason[1:] + "."]
     if errors:
         raise AccountsError("Some identifiers are not valid.", code="invalid", details=errors)
     return cleaned
@@ -150,11 +158,15 @@ def organisation_create(
     """Create an organisation with its registry code; the creator (if any) becomes its owner."""
     name = name.strip()
     if not name:
-        raise AccountsError("An organisation needs a name.", code="invalid", details={"name": ["Required."]})
+        raise AccountsError(
+            "An organisation needs a name.", code="invalid", details={"name": ["Required."]}
+        )
     if kind not in OrganisationKind.values:
         raise AccountsError(f"Unknown organisation kind {kind!r}.", code="invalid")
     if kind == OrganisationKind.SOCIETY and creator is not None and not creator.is_staff:
-        raise AccountsError("Only society staff may create the society's organisation.", code="forbidden")
+        raise AccountsError(
+            "Only society staff may create the society's organisation.", code="forbidden"
+        )
     from django_countries import countries
 
     country = (country or "").strip().upper()
@@ -254,7 +266,9 @@ def invitation_create(*, caller: Caller, email: str, role: str = Role.MEMBER) ->
     organisation = caller.require_organisation()
     email = User.objects.normalize_email(email.strip()).lower()
     if role not in Role.values:
-        raise AccountsError(f"Unknown role {role!r}.", code="invalid", details={"role": ["Unknown role."]})
+        raise AccountsError(
+            f"Unknown role {role!r}.", code="invalid", details={"role": ["Unknown role."]}
+        )
     if role == Role.OWNER and caller.role != Role.OWNER and not caller.is_staff:
         raise AccountsError("Only an owner may invite another owner.", code="forbidden")
     if Membership.objects.filter(organisation=organisation, user__email__iexact=email).exists():
@@ -320,7 +334,9 @@ def invitation_from_token(*, token: str) -> Invitation:
         data = signing.loads(token, salt=_INVITATION_SALT, max_age=max_age)
         invitation = Invitation.objects.select_related("organisation").get(pk=data["i"])
     except (signing.BadSignature, Invitation.DoesNotExist, KeyError, TypeError):
-        raise AccountsError("This invitation link is not valid.", code="invalid_invitation") from None
+        raise AccountsError(
+            "This invitation link is not valid.", code="invalid_invitation"
+        ) from None
     if not secrets.compare_digest(invitation.nonce[:32], str(data.get("n", ""))):
         raise AccountsError("This invitation link is not valid.", code="invalid_invitation")
     if not invitation.is_open:
@@ -409,7 +425,9 @@ def api_key_revoke(*, caller: Caller, api_key: ApiKey) -> ApiKey:
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now(), revoked_by=caller.user
         )
-        audit_record(action="api_key.revoke", caller=caller, organisation=api_key.organisation, obj=api_key)
+        audit_record(
+            action="api_key.revoke", caller=caller, organisation=api_key.organisation, obj=api_key
+        )
     api_key.refresh_from_db()
     return api_key
 

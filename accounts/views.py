@@ -56,9 +56,9 @@ def dashboard(request):
     }
     if caller.organisation is not None:
         context["members"] = selectors.membership_list(caller=caller).count()
-        context["active_keys"] = selectors.api_key_list(caller=caller).filter(
-            revoked_at__isnull=True
-        ).count()
+        context["active_keys"] = (
+            selectors.api_key_list(caller=caller).filter(revoked_at__isnull=True).count()
+        )
         context["recent_events"] = selectors.audit_event_list(caller=caller)[:8]
     return render(request, "accounts/dashboard.html", context)
 
@@ -138,7 +138,9 @@ def invitation_accept(request, token: str):
     try:
         invitation = services.invitation_from_token(token=token)
     except AccountsError as exc:
-        return render(request, "accounts/invitation_accept.html", {"error": exc.message}, status=400)
+        return render(
+            request, "accounts/invitation_accept.html", {"error": exc.message}, status=400
+        )
     if not request.user.is_authenticated:
         return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
     if request.method == "POST":

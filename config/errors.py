@@ -77,7 +77,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
         message = "The request has invalid fields."
-        details = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+        details = (
+            response.data
+            if isinstance(response.data, dict)
+            else {"non_field_errors": response.data}
+        )
     else:
         detail = getattr(exc, "detail", str(exc))
         message = str(detail)

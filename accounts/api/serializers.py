@@ -11,8 +11,15 @@ class OrganisationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organisation
         fields = [
-            "code", "name", "kind", "country", "isni", "ipi_name_number", "company_number",
-            "contact_email", "created_at",
+            "code",
+            "name",
+            "kind",
+            "country",
+            "isni",
+            "ipi_name_number",
+            "company_number",
+            "contact_email",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -46,8 +53,17 @@ class InvitationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Invitation
         fields = [
-            "id", "organisation", "email", "role", "invited_by", "created_at", "expires_at",
-            "sent_at", "accepted_at", "revoked_at", "status",
+            "id",
+            "organisation",
+            "email",
+            "role",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "sent_at",
+            "accepted_at",
+            "revoked_at",
+            "status",
         ]
         read_only_fields = fields
 
@@ -72,8 +88,15 @@ class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = [
-            "id", "organisation", "name", "prefix", "created_by", "created_at", "last_used_at",
-            "revoked_at", "is_active",
+            "id",
+            "organisation",
+            "name",
+            "prefix",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "is_active",
         ]
         read_only_fields = fields
 
@@ -98,8 +121,16 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "at", "actor", "api_key", "organisation", "action", "object_type", "object_id",
-            "request_id", "details",
+            "id",
+            "at",
+            "actor",
+            "api_key",
+            "organisation",
+            "action",
+            "object_type",
+            "object_id",
+            "request_id",
+            "details",
         ]
         read_only_fields = fields
 

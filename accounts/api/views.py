@@ -14,9 +14,7 @@ from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organisa
 from accounts.scoping import ScopedViewMixin, caller_from_request
 
 
-class OrganisationViewSet(
-    ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
-):
+class OrganisationViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Organisations the caller acts for (staff: all). Looked up by registry code."""
 
     serializer_class = s.OrganisationSerializer
@@ -28,21 +26,25 @@ class OrganisationViewSet(
         return Organisation.objects.all()
 
     def get_serializer_class(self):
-        return s.OrganisationCreateSerializer if self.action == "create" else s.OrganisationSerializer
+        return (
+            s.OrganisationCreateSerializer if self.action == "create" else s.OrganisationSerializer
+        )
 
-    @extend_schema(request=s.OrganisationCreateSerializer, responses={201: s.OrganisationSerializer})
+    @extend_schema(
+        request=s.OrganisationCreateSerializer, responses={201: s.OrganisationSerializer}
+    )
     def create(self, request, *args, **kwargs):
         if self.caller.user is None:
-            raise AccountsError("Organisations are created by people, not API keys.", code="forbidden")
+            raise AccountsError(
+                "Organisations are created by people, not API keys.", code="forbidden"
+            )
         data = s.OrganisationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         organisation = services.organisation_create(creator=self.caller.user, **data.validated_data)
         return Response(s.OrganisationSerializer(organisation).data, status=status.HTTP_201_CREATED)
 
 
-class MembershipViewSet(
-    ScopedViewMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet
-):
+class MembershipViewSet(ScopedViewMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.MembershipSerializer
     filterset_fields = ["role"]
 

@@ -1,4 +1,5 @@
-"""Developer and demo settings: the embedded default (SQLite, eager Celery) unless told otherwise."""
+"""Developer and demo settings: the embedded default (SQLite, eager Celery) unless told
+otherwise."""
 
 from config.env import env_bool
 from config.settings.base import *  # noqa: F403

@@ -11,3 +11,6 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Tests run tasks in-process so each test sees their effects at once; the tests marked
+# `services` start a real worker on the real broker and switch eager mode off for themselves.
+CELERY_TASK_ALWAYS_EAGER = True
