@@ -113,7 +113,9 @@ def scope(queryset: QuerySet, caller: Caller) -> QuerySet:
     if caller.organisation is None:
         return queryset.none()
     path = queryset.model.organisation_field
-    return queryset.filter(**{path: caller.organisation.pk})
+    scoped = queryset.filter(**{path: caller.organisation.pk})
+    # A path through a many-to-many (e.g. a conflict's claimants) may repeat rows.
+    return scoped.distinct() if getattr(queryset.model, "organisation_many", False) else scoped
 
 
 def get_scoped_or_404(queryset: QuerySet, caller: Caller, **lookup) -> Model:

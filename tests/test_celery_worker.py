@@ -18,24 +18,31 @@ from tests.services import broker_reachable, start_worker, wait_for
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
+def celery_worker_process(django_db_setup, django_db_blocker):
     if not settings.CELERY_BROKER_URL:
         skip_or_fail("CELERY_BROKER_URL is not set: no real broker to run a worker on")
     if not broker_reachable(settings.CELERY_BROKER_URL):
         skip_or_fail(f"the broker at {settings.CELERY_BROKER_URL} does not answer")
     if connection.vendor != "postgresql":
         skip_or_fail("a worker in another process needs a shared database: set DATABASE_URL")
-    from config.celery import app
-
     queue = f"blanket-test-{os.getpid()}"
     process = start_worker(queue)
+    yield process, queue
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process):
+    """The real worker, with this test's tasks sent to it instead of run in-process."""
+    from config.celery import app
+
+    process, queue = celery_worker_process
     previous = (app.conf.task_always_eager, app.conf.task_default_queue)
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue
     yield process
     app.conf.task_always_eager, app.conf.task_default_queue = previous
-    process.terminate()
-    process.wait(timeout=20)
 
 
 @pytest.mark.services
