@@ -25,6 +25,10 @@ class DomainError(Exception):
         self.message = message
         if code:
             self.code = code
+        if self.code == "forbidden":
+            self.http_status = status.HTTP_403_FORBIDDEN
+        elif self.code == "not_found":
+            self.http_status = status.HTTP_404_NOT_FOUND
         self.details = details if details is not None else {}
 
 

@@ -10,5 +10,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("licensing.api.urls")),
     path("", include("accounts.urls")),
+    path("", include("licensing.urls")),
 ]

@@ -159,6 +159,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_RATES": {"registry": env_str("REGISTRY_RATE", default="120/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Blanket API",
@@ -172,12 +173,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "MembershipRoleEnum": "accounts.models.Role",
+        "ShareRoleEnum": "licensing.models.ShareRole",
+        "OrganisationKindEnum": "accounts.models.OrganisationKind",
+        "ReservationKindEnum": "licensing.models.ReservationKind",
+        "ConsentEnum": "licensing.models.Consent",
+        "UseEnum": "licensing.models.Use",
+    },
 }
 
 # --- Blanket -----------------------------------------------------------------------------
 BLANKET_SOCIETY_NAME = env_str("BLANKET_SOCIETY_NAME", default="Blanket Collective Society")
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", default=14)
+CATALOGUE_IMPORT_MAX_BYTES = env_int("CATALOGUE_IMPORT_MAX_BYTES", default=512 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024  # a 10,000-item registry check is ~1 MB
 BLANKET_BASE_URL = env_str("BLANKET_BASE_URL", default="http://127.0.0.1:8000")
 
 LOGGING = {
