@@ -24,8 +24,15 @@ class CatalogueSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Catalogue
-        fields = ["id", "owner", "name", "media_type", "default_consent", "work_count",
-                  "created_at"]
+        fields = [
+            "id",
+            "owner",
+            "name",
+            "media_type",
+            "default_consent",
+            "work_count",
+            "created_at",
+        ]
         read_only_fields = ["id", "owner", "work_count", "created_at"]
 
 
@@ -72,8 +79,20 @@ class WorkSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Work
-        fields = ["id", "catalogue", "owner", "work_ref", "title", "media_type", "status",
-                  "consent", "own_consent", "identifiers", "shares", "updated_at"]
+        fields = [
+            "id",
+            "catalogue",
+            "owner",
+            "work_ref",
+            "title",
+            "media_type",
+            "status",
+            "consent",
+            "own_consent",
+            "identifiers",
+            "shares",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(ConsentSerializer)
@@ -107,16 +126,17 @@ class ConsentSetSerializer(serializers.Serializer):
         help_text="licensed, reserved, or empty to follow the catalogue default.",
     )
     uses = serializers.ListField(
-        child=serializers.ChoiceField(choices=Use.choices), required=False,
+        child=serializers.ChoiceField(choices=Use.choices),
+        required=False,
         help_text="Uses to change; all when omitted.",
     )
 
 
 class BulkConsentSetSerializer(ConsentSetSerializer):
-    work_ids = serializers.ListField(child=serializers.IntegerField(), required=False,
-                                     max_length=100_000)
-    catalogue = serializers.IntegerField(required=False,
-                                         help_text="Every work of this catalogue.")
+    work_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False, max_length=100_000
+    )
+    catalogue = serializers.IntegerField(required=False, help_text="Every work of this catalogue.")
 
     def validate(self, attrs):
         if not attrs.get("work_ids") and not attrs.get("catalogue"):
@@ -142,8 +162,19 @@ class ConflictSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Conflict
-        fields = ["id", "scheme", "value", "status", "claimed", "claimed_ppm", "works",
-                  "claimants", "opened_at", "resolved_at", "resolution"]
+        fields = [
+            "id",
+            "scheme",
+            "value",
+            "status",
+            "claimed",
+            "claimed_ppm",
+            "works",
+            "claimants",
+            "opened_at",
+            "resolved_at",
+            "resolution",
+        ]
         read_only_fields = fields
 
     def get_claimed(self, obj: Conflict) -> str:
@@ -152,29 +183,38 @@ class ConflictSerializer(serializers.ModelSerializer):
 
 class ConflictResolveSerializer(serializers.Serializer):
     resolution = serializers.CharField()
-    reject_work_ids = serializers.ListField(child=serializers.IntegerField(), required=False,
-                                            default=list)
+    reject_work_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list
+    )
 
 
 class ReservationSerializer(serializers.ModelSerializer):
-    organisation = serializers.CharField(source="organisation.code", read_only=True,
-                                         default=None)
+    organisation = serializers.CharField(source="organisation.code", read_only=True, default=None)
     effective = serializers.BooleanField(source="is_effective", read_only=True)
 
     class Meta:
         model = Reservation
-        fields = ["id", "kind", "scheme", "value", "uses", "organisation", "effective",
-                  "created_at", "withdrawn_at"]
+        fields = [
+            "id",
+            "kind",
+            "scheme",
+            "value",
+            "uses",
+            "organisation",
+            "effective",
+            "created_at",
+            "withdrawn_at",
+        ]
         read_only_fields = fields
 
 
 class ReservationCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ReservationKind.choices)
-    scheme = serializers.ChoiceField(choices=IdentifierScheme.choices, required=False,
-                                     default="")
+    scheme = serializers.ChoiceField(choices=IdentifierScheme.choices, required=False, default="")
     value = serializers.CharField(max_length=2000)
-    uses = serializers.ListField(child=serializers.ChoiceField(choices=Use.choices),
-                                 required=False, default=list)
+    uses = serializers.ListField(
+        child=serializers.ChoiceField(choices=Use.choices), required=False, default=list
+    )
 
 
 class ReservationRequestSerializer(ReservationCreateSerializer):

@@ -11,10 +11,16 @@ router.register("reservations", views.ReservationViewSet, basename="reservation"
 
 urlpatterns = [
     path("registry/check", views.RegistryCheckView.as_view(), name="registry-check"),
-    path("registry/reservations.csv", views.ReservationFeedView.as_view(),
-         name="registry-reservations"),
-    path("registry/reservations/request", views.ReservationRequestView.as_view(),
-         name="registry-reservation-request"),
+    path(
+        "registry/reservations.csv",
+        views.ReservationFeedView.as_view(),
+        name="registry-reservations",
+    ),
+    path(
+        "registry/reservations/request",
+        views.ReservationRequestView.as_view(),
+        name="registry-reservation-request",
+    ),
     path("", include("licensing.api.import_urls")),
     *router.urls,
 ]

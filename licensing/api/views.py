@@ -34,7 +34,9 @@ class CatalogueViewSet(ScopedViewMixin, viewsets.ModelViewSet):
         return selectors.catalogue_list(caller=self.caller).order_by("name")
 
     def perform_create(self, serializer):
-        serializer.instance = repertoire.catalogue_create(caller=self.caller, **serializer.validated_data)
+        serializer.instance = repertoire.catalogue_create(
+            caller=self.caller, **serializer.validated_data
+        )
 
     @extend_schema(request=s.CatalogueUpdateSerializer, responses=s.CatalogueSerializer)
     def partial_update(self, request, *args, **kwargs):
@@ -53,8 +55,9 @@ _WORK_FILTERS = [
     OpenApiParameter("catalogue", int, description="Catalogue id"),
     OpenApiParameter("identifier", str, description="scheme:value, e.g. isbn:978-0-439-02348-1"),
     OpenApiParameter("search", str, description="Title or work_ref contains"),
-    OpenApiParameter("consent", str, enum=["licensed", "reserved"],
-                     description="Effective consent for `use`"),
+    OpenApiParameter(
+        "consent", str, enum=["licensed", "reserved"], description="Effective consent for `use`"
+    ),
     OpenApiParameter("use", str, enum=["training", "fine_tuning", "rag"]),
     OpenApiParameter("disputed", bool),
 ]
@@ -71,8 +74,9 @@ class WorkViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMod
         params = self.request.query_params
         catalogue = None
         if params.get("catalogue"):
-            catalogue = get_scoped_or_404(Catalogue.objects.all(), self.caller,
-                                          pk=params["catalogue"])
+            catalogue = get_scoped_or_404(
+                Catalogue.objects.all(), self.caller, pk=params["catalogue"]
+            )
         disputed = params.get("disputed")
         works = selectors.work_list(
             caller=self.caller,
@@ -94,8 +98,9 @@ class WorkViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMod
         data = s.WorkCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        catalogue = get_scoped_or_404(Catalogue.objects.all(), self.caller,
-                                      pk=fields.pop("catalogue"))
+        catalogue = get_scoped_or_404(
+            Catalogue.objects.all(), self.caller, pk=fields.pop("catalogue")
+        )
         work = repertoire.work_create(caller=self.caller, catalogue=catalogue, **fields)
         return Response(s.WorkSerializer(work).data, status=status.HTTP_201_CREATED)
 
@@ -132,8 +137,9 @@ class WorkViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMod
         fields = dict(data.validated_data)
         works = Work.objects.all()
         if fields.get("catalogue"):
-            catalogue = get_scoped_or_404(Catalogue.objects.all(), self.caller,
-                                          pk=fields["catalogue"])
+            catalogue = get_scoped_or_404(
+                Catalogue.objects.all(), self.caller, pk=fields["catalogue"]
+            )
             works = works.filter(catalogue=catalogue)
         if fields.get("work_ids"):
             works = works.filter(pk__in=fields["work_ids"])
@@ -163,8 +169,12 @@ class ConflictViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         return Response(s.ConflictSerializer(self.base_queryset().get(pk=conflict.pk)).data)
 
 
-class ReservationViewSet(ScopedViewMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
-                         viewsets.ReadOnlyModelViewSet):
+class ReservationViewSet(
+    ScopedViewMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.ReadOnlyModelViewSet,
+):
     """A member organisation's own reservations for works outside its catalogues."""
 
     serializer_class = s.ReservationSerializer
@@ -182,8 +192,9 @@ class ReservationViewSet(ScopedViewMixin, mixins.CreateModelMixin, mixins.Destro
 
     @extend_schema(responses=s.ReservationSerializer)
     def destroy(self, request, *args, **kwargs):
-        reservation = reservations.reservation_withdraw(caller=self.caller,
-                                                        reservation=self.get_object())
+        reservation = reservations.reservation_withdraw(
+            caller=self.caller, reservation=self.get_object()
+        )
         return Response(s.ReservationSerializer(reservation).data)
 
 
@@ -208,26 +219,38 @@ class RegistryCheckView(APIView):
         body = request.data if isinstance(request.data, dict) else {}
         items, use = body.get("items"), body.get("use", "training")
         if not isinstance(items, list) or not items:
-            raise LicensingError("Send {\"items\": [{\"scheme\", \"identifier\"}, ...]}.",
-                                 code="invalid", details={"items": ["A non-empty list."]})
+            raise LicensingError(
+                'Send {"items": [{"scheme", "identifier"}, ...]}.',
+                code="invalid",
+                details={"items": ["A non-empty list."]},
+            )
         if len(items) > registry.MAX_CHECK_PAIRS:
             raise LicensingError(
                 f"At most {registry.MAX_CHECK_PAIRS} items per call; got {len(items)}.",
-                code="too_many", details={"items": [f"{len(items)} items."]},
+                code="too_many",
+                details={"items": [f"{len(items)} items."]},
             )
         if use not in ("training", "fine_tuning", "rag"):
-            raise LicensingError(f"Unknown use {use!r}.", code="invalid",
-                                 details={"use": ["training, fine_tuning or rag."]})
+            raise LicensingError(
+                f"Unknown use {use!r}.",
+                code="invalid",
+                details={"use": ["training, fine_tuning or rag."]},
+            )
         bad = [i for i, item in enumerate(items) if not isinstance(item, dict)]
         if bad:
-            raise LicensingError("Each item is an object with scheme and identifier.",
-                                 code="invalid", details={"items": bad[:20]})
+            raise LicensingError(
+                "Each item is an object with scheme and identifier.",
+                code="invalid",
+                details={"items": bad[:20]},
+            )
         results = registry.registry_check(pairs=items, use=use)
-        return Response({
-            "consent_regime": society_settings_get().consent_regime,
-            "use": use,
-            "results": [r.as_dict() for r in results],
-        })
+        return Response(
+            {
+                "consent_regime": society_settings_get().consent_regime,
+                "use": use,
+                "results": [r.as_dict() for r in results],
+            }
+        )
 
 
 class ReservationFeedView(APIView):
@@ -238,8 +261,9 @@ class ReservationFeedView(APIView):
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request):
-        response = StreamingHttpResponse(reservations.reservation_feed_csv(),
-                                         content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            reservations.reservation_feed_csv(), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = 'attachment; filename="blanket-reservations.csv"'
         return response
 
@@ -259,4 +283,3 @@ class ReservationRequestView(APIView):
             {"detail": "Check your email to confirm the reservation."},
             status=status.HTTP_202_ACCEPTED,
         )
-

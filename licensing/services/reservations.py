@@ -55,7 +55,8 @@ def reservation_target_clean(*, kind: str, scheme: str = "", value: str) -> tupl
             return IdentifierScheme.URL, normalise(IdentifierScheme.URL, value)
         except IdentifierError as exc:
             raise LicensingError(
-                f"Not a valid URL prefix: {exc.reason}.", code="invalid",
+                f"Not a valid URL prefix: {exc.reason}.",
+                code="invalid",
                 details={"value": [exc.reason]},
             ) from None
     if kind == ReservationKind.DOMAIN:
@@ -79,7 +80,9 @@ def _uses_clean(uses: list[str] | None) -> list[str]:
     uses = sorted(set(uses or []))
     unknown = [u for u in uses if u not in Use.values]
     if unknown:
-        raise LicensingError(f"Unknown use {unknown[0]!r}.", code="invalid", details={"uses": unknown})
+        raise LicensingError(
+            f"Unknown use {unknown[0]!r}.", code="invalid", details={"uses": unknown}
+        )
     return [] if set(uses) == set(Use.values) else uses
 
 
@@ -92,7 +95,10 @@ def reservation_create(
     scheme, value = reservation_target_clean(kind=kind, scheme=scheme, value=value)
     with transaction.atomic():
         reservation = Reservation.objects.create(
-            kind=kind, scheme=scheme, value=value, uses=_uses_clean(uses),
+            kind=kind,
+            scheme=scheme,
+            value=value,
+            uses=_uses_clean(uses),
             organisation=organisation,
         )
         audit_record(
@@ -110,12 +116,17 @@ def reservation_request(
     """A non-member's reservation: stored, and effective once the emailed link is followed."""
     email = (email or "").strip().lower()
     if "@" not in email:
-        raise LicensingError("An email address is needed.", code="invalid",
-                             details={"email": ["Required."]})
+        raise LicensingError(
+            "An email address is needed.", code="invalid", details={"email": ["Required."]}
+        )
     scheme, value = reservation_target_clean(kind=kind, scheme=scheme, value=value)
     with transaction.atomic():
         reservation = Reservation.objects.create(
-            kind=kind, scheme=scheme, value=value, uses=_uses_clean(uses), email=email,
+            kind=kind,
+            scheme=scheme,
+            value=value,
+            uses=_uses_clean(uses),
+            email=email,
             nonce=secrets.token_hex(16),
         )
         audit_record(
@@ -169,8 +180,9 @@ def reservation_verify(*, token: str) -> Reservation:
             verified_at=timezone.now()
         )
         if updated:
-            audit_record(action="reservation.verify", obj=reservation,
-                         details={"email": reservation.email})
+            audit_record(
+                action="reservation.verify", obj=reservation, details={"email": reservation.email}
+            )
     reservation.refresh_from_db()
     return reservation
 
@@ -199,7 +211,14 @@ def reservation_feed_rows() -> Iterator[list[str]]:
         .values_list("kind", "scheme", "value", "uses", "created_at")
     )
     for kind, scheme, value, uses, since in reservations.iterator(chunk_size=5_000):
-        yield [kind, scheme, value, " ".join(uses) or "all", "reservation", since.date().isoformat()]
+        yield [
+            kind,
+            scheme,
+            value,
+            " ".join(uses) or "all",
+            "reservation",
+            since.date().isoformat(),
+        ]
     reserved_works = Work.objects.filter(consent_training=Consent.RESERVED) | Work.objects.filter(
         consent_training="", catalogue__default_consent=Consent.RESERVED
     )

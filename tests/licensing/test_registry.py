@@ -1,0 +1,157 @@
+"""Registry check results under both consent regimes."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from licensing.models import ConsentRegime, Reservation, SocietySettings
+from licensing.services.reservations import reservation_create
+from tests.licensing.factories import caller_of, catalogue_for, work_in
+
+pytestmark = pytest.mark.django_db
+
+LICENSED_ISBN = "9780439023481"
+RESERVED_ISBN = "9780306406157"
+UNKNOWN_ISBN = "9781861972712"
+
+
+@pytest.fixture
+def repertoire(rights_holder):
+    catalogue = catalogue_for(rights_holder)
+    work_in(catalogue, rights_holder, "L", isbn=LICENSED_ISBN)
+    work_in(catalogue, rights_holder, "R", isbn=RESERVED_ISBN, consent="reserved")
+    reservation_create(caller=caller_of(rights_holder), kind="domain", value="press.example")
+    reservation_create(
+        caller=caller_of(rights_holder), kind="url_prefix", value="https://blog.example/private/"
+    )
+    return catalogue
+
+
+def _check(items, use="training"):
+    response = APIClient().post(
+        "/api/v1/registry/check", {"items": items, "use": use}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _regime(value):
+    SocietySettings.objects.update_or_create(pk=1, defaults={"consent_regime": value})
+
+
+ITEMS = [
+    {"scheme": "isbn", "identifier": "0-439-02348-3"},  # ISBN-10 of LICENSED_ISBN
+    {"scheme": "isbn", "identifier": RESERVED_ISBN},
+    {"scheme": "isbn", "identifier": UNKNOWN_ISBN},
+    {"scheme": "url", "identifier": "https://www.PRESS.example/books/1"},
+    {"scheme": "url", "identifier": "https://blog.example/private/post"},
+    {"scheme": "url", "identifier": "https://blog.example/public/post"},
+    {"scheme": "isbn", "identifier": "9.78043902348e+12"},
+    {"scheme": "ean", "identifier": "123"},
+]
+
+
+def test_under_opt_in_only_enrolled_licensed_works_are_licensed(repertoire):
+    _regime(ConsentRegime.OPT_IN)
+    body = _check(ITEMS)
+    assert body["consent_regime"] == "opt_in"
+    assert [r["status"] for r in body["results"]] == [
+        "licensed",
+        "reserved",
+        "unknown",
+        "reserved",
+        "reserved",
+        "unknown",
+        "invalid",
+        "invalid",
+    ]
+    first = body["results"][0]
+    assert first["normalised"] == LICENSED_ISBN and first["registered"] is True
+    assert "spreadsheet" in body["results"][6]["reason"]
+
+
+def test_under_opt_out_everything_not_reserved_is_licensed(repertoire):
+    _regime(ConsentRegime.OPT_OUT)
+    statuses = [r["status"] for r in _check(ITEMS)["results"]]
+    assert statuses == [
+        "licensed",
+        "reserved",
+        "licensed",
+        "reserved",
+        "reserved",
+        "licensed",
+        "invalid",
+        "invalid",
+    ]
+    assert _check(ITEMS)["results"][2]["registered"] is False
+
+
+def test_reservations_for_other_uses_do_not_reserve_training(rights_holder, repertoire):
+    reservation_create(
+        caller=caller_of(rights_holder),
+        kind="identifier",
+        scheme="isbn",
+        value=UNKNOWN_ISBN,
+        uses=["rag"],
+    )
+    _regime(ConsentRegime.OPT_OUT)
+    assert (
+        _check([{"scheme": "isbn", "identifier": UNKNOWN_ISBN}])["results"][0]["status"]
+        == "licensed"
+    )
+    assert (
+        _check([{"scheme": "isbn", "identifier": UNKNOWN_ISBN}], use="rag")["results"][0]["status"]
+        == "reserved"
+    )
+
+
+def test_unverified_non_member_reservations_do_not_count_until_confirmed(
+    repertoire, mailoutbox, django_capture_on_commit_callbacks
+):
+    _regime(ConsentRegime.OPT_OUT)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = APIClient().post(
+            "/api/v1/registry/reservations/request",
+            {
+                "kind": "identifier",
+                "scheme": "isbn",
+                "value": UNKNOWN_ISBN,
+                "email": "author@example.test",
+            },
+            format="json",
+        )
+    assert response.status_code == 202
+    item = [{"scheme": "isbn", "identifier": UNKNOWN_ISBN}]
+    assert _check(item)["results"][0]["status"] == "licensed"
+    from licensing.services.reservations import reservation_verify
+
+    token = mailoutbox[0].body.split("/reservations/verify/")[1].split("/")[0]
+    reservation_verify(token=token)
+    assert _check(item)["results"][0]["status"] == "reserved"
+    assert Reservation.objects.get(email="author@example.test").verified_at is not None
+
+
+def test_the_check_refuses_more_than_10000_items_and_malformed_bodies(db):
+    client = APIClient()
+    too_many = [{"scheme": "isbn", "identifier": LICENSED_ISBN}] * 10_001
+    response = client.post("/api/v1/registry/check", {"items": too_many}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "too_many"
+    for body in (
+        {},
+        {"items": []},
+        {"items": "x"},
+        {"items": [1, 2]},
+        {"items": [{"scheme": "isbn", "identifier": "1"}], "use": "eating"},
+    ):
+        response = client.post("/api/v1/registry/check", body, format="json")
+        assert response.status_code == 400, body
+
+
+def test_reservation_feed_lists_reservations_and_reserved_works(repertoire, client):
+    response = client.get("/api/v1/registry/reservations.csv")
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode()
+    lines = text.strip().splitlines()
+    assert lines[0] == "kind,scheme,value,uses,source,since"
+    assert any(line.startswith("domain,,press.example,all,reservation") for line in lines)
+    assert any(f"identifier,isbn,{RESERVED_ISBN},training,work" in line for line in lines)
+    assert not any(LICENSED_ISBN in line for line in lines)
