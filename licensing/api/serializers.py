@@ -244,3 +244,8 @@ class RegistryCheckResultSerializer(serializers.Serializer):
     consent_regime = serializers.CharField()
     use = serializers.CharField()
     results = RegistryResultSerializer(many=True)
+
+
+class SocietySettingsSerializer(serializers.Serializer):
+    consent_regime = serializers.ChoiceField(choices=[("opt_in", "opt_in"), ("opt_out", "opt_out")])
+    updated_at = serializers.DateTimeField(read_only=True)

@@ -21,6 +21,7 @@ urlpatterns = [
         views.ReservationRequestView.as_view(),
         name="registry-reservation-request",
     ),
+    path("society/settings/", views.SocietySettingsView.as_view(), name="society-settings"),
     path("", include("licensing.api.import_urls")),
     *router.urls,
 ]

@@ -12,13 +12,13 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
-from accounts.scoping import ScopedViewMixin, get_scoped_or_404
+from accounts.scoping import ScopedViewMixin, caller_from_request, get_scoped_or_404
 from licensing import selectors
 from licensing.api import serializers as s
 from licensing.errors import LicensingError
 from licensing.models import Catalogue, Conflict, Reservation, Work
 from licensing.services import conflicts, registry, repertoire, reservations
-from licensing.services.society import society_settings_get
+from licensing.services.society import society_settings_get, society_settings_update
 
 
 class CatalogueViewSet(ScopedViewMixin, viewsets.ModelViewSet):
@@ -283,3 +283,23 @@ class ReservationRequestView(APIView):
             {"detail": "Check your email to confirm the reservation."},
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+class SocietySettingsView(APIView):
+    """The society's consent regime: anyone may read it; staff change it."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
+
+    @extend_schema(responses=s.SocietySettingsSerializer)
+    def get(self, request):
+        return Response(s.SocietySettingsSerializer(society_settings_get()).data)
+
+    @extend_schema(request=s.SocietySettingsSerializer, responses=s.SocietySettingsSerializer)
+    def patch(self, request):
+        data = s.SocietySettingsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        settings = society_settings_update(
+            caller=caller_from_request(request), **data.validated_data
+        )
+        return Response(s.SocietySettingsSerializer(settings).data)

@@ -155,3 +155,21 @@ def test_reservation_feed_lists_reservations_and_reserved_works(repertoire, clie
     assert any(line.startswith("domain,,press.example,all,reservation") for line in lines)
     assert any(f"identifier,isbn,{RESERVED_ISBN},training,work" in line for line in lines)
     assert not any(LICENSED_ISBN in line for line in lines)
+
+
+def test_only_staff_switch_the_consent_regime(rights_holder, operator, client):
+    assert client.get("/api/v1/society/settings/").json()["consent_regime"] == "opt_in"
+    refused = rights_holder.client().patch(
+        "/api/v1/society/settings/", {"consent_regime": "opt_out"}, format="json"
+    )
+    assert refused.status_code == 403
+    done = operator.client().patch(
+        "/api/v1/society/settings/", {"consent_regime": "opt_out"}, format="json"
+    )
+    assert done.status_code == 200 and done.json()["consent_regime"] == "opt_out"
+    from accounts.models import AuditEvent
+
+    assert AuditEvent.objects.get(action="society.consent_regime").details == {
+        "from": "opt_in",
+        "to": "opt_out",
+    }
