@@ -188,9 +188,8 @@ def registry_check(*, pairs: list[dict], use: str = Use.TRAINING) -> list[CheckR
     opt_out = society_settings_get().consent_regime == ConsentRegime.OPT_OUT
 
     results = []
-    for scheme, identifier, value, reason in frame[
-        ["scheme", "identifier", "normalised", "reason"]
-    ].itertuples(index=False):
+    columns = [frame[c].tolist() for c in ("scheme", "identifier", "normalised", "reason")]
+    for scheme, identifier, value, reason in zip(*columns, strict=True):
         if value is None:
             results.append(CheckResult(scheme, identifier, None, INVALID, False, reason))
             continue
