@@ -100,15 +100,23 @@ def api_client_for():
     return make
 
 
+# Migrations whose `forward_triggers`/`backward_triggers` install append-only triggers.
+APPEND_ONLY_TRIGGER_MIGRATIONS = (
+    "accounts.migrations.0002_audit_immutable_and_staff_groups",
+    "royalties.migrations.0002_ledger_triggers",
+)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _audit_triggers_step_aside_for_flush():
+def _append_only_triggers_step_aside_for_flush():
     """Transactional tests end with a flush (DELETE/TRUNCATE of every table), which the audit
-    log's append-only triggers rightly refuse. Only for that flush, drop and recreate them."""
+    log's and the ledger's append-only triggers rightly refuse. Only for that flush, drop and
+    recreate them."""
     import importlib
 
     from django.db.backends.base.operations import BaseDatabaseOperations
 
-    migration = importlib.import_module("accounts.migrations.0002_audit_immutable_and_staff_groups")
+    migrations = [importlib.import_module(name) for name in APPEND_ONLY_TRIGGER_MIGRATIONS]
     original = BaseDatabaseOperations.execute_sql_flush
 
     class _Editor:
@@ -121,11 +129,13 @@ def _audit_triggers_step_aside_for_flush():
 
     def execute_sql_flush(self, sql_list):
         editor = _Editor(self.connection)
-        migration.backward_triggers(None, editor)
+        for migration in migrations:
+            migration.backward_triggers(None, editor)
         try:
             original(self, sql_list)
         finally:
-            migration.forward_triggers(None, editor)
+            for migration in migrations:
+                migration.forward_triggers(None, editor)
 
     BaseDatabaseOperations.execute_sql_flush = execute_sql_flush
     yield
