@@ -1,0 +1,38 @@
+"""The licensing app's models: the repertoire, and licences with their payments."""
+
+from licensing.models.licences import (  # noqa: F401
+    Certificate,
+    Licence,
+    LicenceProduct,
+    LicenceStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Quote,
+    Refund,
+    StripeEvent,
+    StripeEventStatus,
+    TariffTier,
+)
+from licensing.models.repertoire import (  # noqa: F401
+    FULL_SHARE_PPM,
+    Catalogue,
+    CatalogueImport,
+    Conflict,
+    ConflictStatus,
+    Consent,
+    ConsentRegime,
+    IdentifierScheme,
+    ImportMode,
+    JobStatus,
+    MediaType,
+    Reservation,
+    ReservationKind,
+    Share,
+    ShareRole,
+    SocietySettings,
+    Use,
+    Work,
+    WorkIdentifier,
+    WorkStatus,
+)
