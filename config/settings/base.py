@@ -180,12 +180,14 @@ SPECTACULAR_SETTINGS = {
         "ReservationKindEnum": "licensing.models.ReservationKind",
         "ConsentEnum": "licensing.models.Consent",
         "UseEnum": "licensing.models.Use",
+        "ImportModeEnum": "licensing.models.ImportMode",
     },
 }
 
 # --- Blanket -----------------------------------------------------------------------------
 BLANKET_SOCIETY_NAME = env_str("BLANKET_SOCIETY_NAME", default="Blanket Collective Society")
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", default=14)
+BLANKET_SIGNING_KEY = env_str("BLANKET_SIGNING_KEY")  # base64 raw Ed25519 key; see README
 CATALOGUE_IMPORT_MAX_BYTES = env_int("CATALOGUE_IMPORT_MAX_BYTES", default=512 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024  # a 10,000-item registry check is ~1 MB
 BLANKET_BASE_URL = env_str("BLANKET_BASE_URL", default="http://127.0.0.1:8000")
@@ -197,3 +199,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Payments ----------------------------------------------------------------------------
+# Outside production these default to the local Stripe server (`python -m stripe_local`);
+# production must set real values (see production.py).
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", default="sk_test_local")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", default="whsec_local_test_secret")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", default="http://127.0.0.1:12111")
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", default=10)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+QUOTE_VALID_HOURS = env_int("QUOTE_VALID_HOURS", default=72)
+INVOICE_DAYS_UNTIL_DUE = env_int("INVOICE_DAYS_UNTIL_DUE", default=30)

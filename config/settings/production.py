@@ -23,6 +23,8 @@ if not ALLOWED_HOSTS:
 if "*" in ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name the hosts; '*' is refused")
 
+BLANKET_REQUIRE_SIGNING_KEY = True  # certificates are signed with a managed key, not a file
+
 if env_str("DATABASE_URL") is None:
     raise ImproperlyConfigured("DATABASE_URL is required in production (PostgreSQL)")
 

@@ -14,3 +14,8 @@ STORAGES = {
 # Tests run tasks in-process so each test sees their effects at once; the tests marked
 # `services` start a real worker on the real broker and switch eager mode off for themselves.
 CELERY_TASK_ALWAYS_EAGER = True
+
+# Uploads and error reports of the tests go to a throw-away folder, not var/media.
+import tempfile  # noqa: E402
+
+MEDIA_ROOT = tempfile.mkdtemp(prefix="blanket-test-media-")

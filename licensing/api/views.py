@@ -9,7 +9,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.scoping import ScopedViewMixin, caller_from_request, get_scoped_or_404
@@ -198,11 +198,9 @@ class ReservationViewSet(
         return Response(s.ReservationSerializer(reservation).data)
 
 
-class RegistryThrottle(AnonRateThrottle):
-    scope = "registry"
+class RegistryThrottle(UserRateThrottle):
+    """One budget per caller: per user when logged in, per IP address otherwise."""
 
-
-class RegistryUserThrottle(UserRateThrottle):
     scope = "registry"
 
 
@@ -210,7 +208,7 @@ class RegistryCheckView(APIView):
     """Public: is each identifier licensed, reserved or unknown? Up to 10,000 per call."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [RegistryThrottle, RegistryUserThrottle]
+    throttle_classes = [RegistryThrottle]
 
     @extend_schema(request=s.RegistryCheckSerializer, responses=s.RegistryCheckResultSerializer)
     def post(self, request):

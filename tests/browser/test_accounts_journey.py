@@ -27,7 +27,8 @@ def test_sign_up_register_invite_and_manage_api_keys(page, live_server, artifact
         page.locator(".msg-success").inner_text().startswith("Lovelace Press is registered as RH-")
     )
 
-    page.click("nav >> text=Members")
+    page.click("details.menu summary")
+    page.click(".menu-items >> text=Members")
     page.fill("#id_email", "charles@press.example")
     page.select_option("#id_role", "admin")
     page.click("button:has-text('Send invitation')")
@@ -36,7 +37,8 @@ def test_sign_up_register_invite_and_manage_api_keys(page, live_server, artifact
     assert Invitation.objects.get().email == "charles@press.example"
     assert mail.outbox and "Lovelace Press" in mail.outbox[-1].subject
 
-    page.click("nav >> text=API keys")
+    page.click("details.menu summary")
+    page.click(".menu-items >> text=API keys")
     page.fill("#id_name", "ingest pipeline")
     page.click("button:has-text('Create key')")
     raw_key = page.locator("[data-testid=new-key]").inner_text().strip()
