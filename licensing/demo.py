@@ -163,3 +163,53 @@ def agency_photos(*, agency_code: str, count: int = 50) -> bytes:
         }
     )
     return _csv(rows)
+
+
+def demo_repertoire_seed(*, organisations: dict, owners: dict) -> dict:
+    """Each demo rights holder uploads its catalogue file through the real import service.
+    Returns counts for the demo's summary. Re-running imports the same files: nothing changes."""
+    from django.core.files.base import ContentFile
+
+    from accounts.scoping import caller_for_user
+    from licensing.models import Catalogue, CatalogueImport, Conflict, Work
+    from licensing.services.imports import catalogue_import_run, catalogue_import_start
+    from licensing.services.repertoire import catalogue_create
+
+    press = organisations["Northern Lights Press"]
+    label = organisations["Harbour Records"]
+    agency = organisations["Fjord Photo Agency"]
+    plan = (
+        (press, "Backlist", "text", press_books(press_code=press.code, label_code=label.code)),
+        (label, "Live recordings", "audio", label_recordings(label_code=label.code)),
+        (agency, "Archive", "image", agency_photos(agency_code=agency.code)),
+    )
+    jobs = []
+    for organisation, name, media_type, content in plan:
+        caller = caller_for_user(owners[organisation.name], organisation)
+        catalogue = Catalogue.objects.filter(owner=organisation, name=name).first()
+        if catalogue is None:
+            catalogue = catalogue_create(caller=caller, name=name, media_type=media_type)
+        job = catalogue_import_start(
+            caller=caller,
+            catalogue=catalogue,
+            uploaded_file=ContentFile(content, name=f"{name.lower().replace(' ', '-')}.csv"),
+            mode="all_or_nothing",
+            enqueue=False,
+        )
+        catalogue_import_run(import_id=job.pk)
+        jobs.append(CatalogueImport.objects.get(pk=job.pk))
+    return {
+        "imports": [
+            (
+                j.catalogue.owner.code,
+                j.catalogue.name,
+                j.status,
+                j.works_created,
+                j.works_unchanged,
+                j.error_count,
+            )
+            for j in jobs
+        ],
+        "works": Work.objects.count(),
+        "open_conflicts": Conflict.objects.filter(status="open").count(),
+    }

@@ -23,6 +23,7 @@ from licensing.models import (
     WorkStatus,
 )
 from licensing.services import imports
+from tests.conftest import skip_or_fail
 from tests.licensing.test_import_support import (
     DATA,
     caller_of,
@@ -433,6 +434,7 @@ def test_many_candidate_works_fall_back_to_checking_the_whole_catalogue(
     assert "1 conflict opened" in job.message
 
 
+@pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_progress_is_visible_to_other_connections_while_the_write_runs(
     rights_holder, co_holder, third_holder, catalogue
@@ -441,7 +443,7 @@ def test_progress_is_visible_to_other_connections_while_the_write_runs(
     from django.db import connection, connections
 
     if connection.vendor != "postgresql":
-        pytest.skip("SQLite allows one writer: progress appears when the write commits")
+        skip_or_fail("PostgreSQL only: SQLite allows one writer, so progress shows at commit")
     seen: list[tuple[str, int]] = []
 
     def look(stage, percent, rows_done):

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_PASSWORD, demo_accounts_seed
 from accounts.models import ApiKey, AuditEvent, Organisation, User
+from licensing.demo import demo_repertoire_seed
 
 
 class Command(BaseCommand):
@@ -29,6 +30,9 @@ class Command(BaseCommand):
         self.stdout.write("Seeding the demo society…")
         demo = demo_accounts_seed(society_name=settings.BLANKET_SOCIETY_NAME)
 
+        self.stdout.write("Enrolling the rights holders' catalogues (catalogue files → import)…")
+        repertoire = demo_repertoire_seed(organisations=demo.organisations, owners=demo.owners)
+
         self.stdout.write(self.style.SUCCESS("\nBlanket demo society is ready."))
         self.stdout.write(f"  Society:        {demo.society.name} ({demo.society.code})")
         for name, organisation in demo.organisations.items():
@@ -40,6 +44,15 @@ class Command(BaseCommand):
         for group, user in demo.staff.items():
             self.stdout.write(f"  Staff {group:<9} {user.email}")
         self.stdout.write(f"  Password for every demo user: {DEMO_PASSWORD}")
+        for code, name, status, created, unchanged, errors in repertoire["imports"]:
+            self.stdout.write(
+                f"  Import {code} {name!r}: {status}, {created} works created, "
+                f"{unchanged} unchanged, {errors} errors"
+            )
+        self.stdout.write(
+            f"  Repertoire: {repertoire['works']} works, "
+            f"{repertoire['open_conflicts']} open conflict(s) for staff to resolve"
+        )
         self.stdout.write(
             f"  Totals: {User.objects.count()} users, {Organisation.objects.count()} "
             f"organisations, {ApiKey.objects.count()} API keys, "
