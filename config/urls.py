@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/v1/", include("licensing.api.urls")),
     path("", include("accounts.urls")),
     path("", include("licensing.urls")),
+    path("", include("licensing.urls_licences")),
 ]

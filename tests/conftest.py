@@ -17,6 +17,8 @@ from accounts.models import OrganisationKind, Role
 from accounts.services import api_key_create, membership_add
 from tests.factories import OrganisationFactory, UserFactory
 
+pytest_plugins = ["stripe_local.pytest_fixtures"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true"}
 
 

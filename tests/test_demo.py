@@ -1,3 +1,4 @@
+import socket
 from io import StringIO
 
 import pytest
@@ -6,8 +7,16 @@ from django.core.management import call_command
 from accounts.models import Organisation, User
 
 
-@pytest.mark.django_db
-def test_demo_sets_up_a_society_and_running_it_twice_changes_nothing():
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# Transactional, like the real command: webhook processing is enqueued on commit.
+@pytest.mark.django_db(transaction=True)
+def test_demo_sets_up_a_society_and_running_it_twice_changes_nothing(settings):
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{_free_port()}"  # parallel runs: own port
     out = StringIO()
     call_command("demo", "--no-serve", stdout=out)
     text = out.getvalue()
@@ -25,6 +34,12 @@ def test_demo_sets_up_a_society_and_running_it_twice_changes_nothing():
     assert Work.objects.filter(catalogue__owner__name="Northern Lights Press").count() == 60
     assert Work.objects.filter(media_type="audio").count() == 40
     conflict = Conflict.objects.get(status="open")  # the photo book's ISBN, claimed twice
+    from licensing.models import Licence
+    from royalties.services.ledger import ledger_trial_balance
+
+    assert set(Licence.objects.values_list("status", flat=True)) == {"active"}
+    assert Licence.objects.count() == 2
+    assert ledger_trial_balance() == {"EUR": 0}
     assert {o.name for o in conflict.claimants.all()} == {
         "Northern Lights Press",
         "Fjord Photo Agency",
@@ -46,7 +61,8 @@ def test_demo_sets_up_a_society_and_running_it_twice_changes_nothing():
 
 
 @pytest.mark.django_db
-def test_demo_users_can_log_in_and_see_their_organisation(client):
+def test_demo_users_can_log_in_and_see_their_organisation(client, settings):
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{_free_port()}"
     call_command("demo", "--no-serve", stdout=StringIO())
     assert client.login(username="editor@northernlights.demo", password="blanket-demo-2026")
     page = client.get("/").content.decode()

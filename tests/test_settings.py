@@ -14,6 +14,9 @@ GOOD = {
     "ALLOWED_HOSTS": "blanket.example.org",
     "DATABASE_URL": "postgres://blanket@127.0.0.1:5432/blanket",
     "DEBUG": "false",
+    "STRIPE_SECRET_KEY": "sk_live_" + "x" * 24,
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + "y" * 24,
+    "STRIPE_API_BASE": "https://api.stripe.com",
 }
 
 
@@ -41,6 +44,9 @@ def _run(env_changes: dict, *args: str) -> subprocess.CompletedProcess:
         ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS is required"),
         ({"ALLOWED_HOSTS": "*"}, "'*' is refused"),
         ({"DATABASE_URL": None}, "DATABASE_URL is required"),
+        ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET is required"),
+        ({"STRIPE_SECRET_KEY": "sk_test_local"}, "local test server"),
+        ({"STRIPE_API_BASE": "http://127.0.0.1:12111"}, "local test server"),
     ],
 )
 def test_production_refuses_to_start_on_insecure_settings(changes, reason):

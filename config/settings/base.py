@@ -138,6 +138,18 @@ CELERY_TASK_IGNORE_RESULT = True  # the database is the source of truth, never a
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60}
 CELERY_TIMEZONE = TIME_ZONE
+# Sweepers (run `celery -A config beat` beside the workers): the database is the source of
+# truth, and these re-drive whatever a lost message or a crashed worker left behind.
+CELERY_BEAT_SCHEDULE = {
+    "stripe-events-sweep": {
+        "task": "licensing.tasks_payments.stripe_events_sweep_task",
+        "schedule": 300.0,
+    },
+    "licences-expire": {
+        "task": "licensing.tasks_payments.licence_expire_due_task",
+        "schedule": 6 * 60 * 60.0,
+    },
+}
 
 # --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -201,8 +213,9 @@ LOGGING = {
 }
 
 # --- Payments ----------------------------------------------------------------------------
-# Outside production these default to the local Stripe server (`python -m stripe_local`);
-# production must set real values (see production.py).
+# Outside production these default to the local Stripe server (`python -m stripe_local`).
+# Production must set all three (STRIPE_API_BASE=https://api.stripe.com) and refuse these
+# defaults; see the checks proposed for production.py.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", default="sk_test_local")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", default="whsec_local_test_secret")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE", default="http://127.0.0.1:12111")
@@ -210,3 +223,7 @@ STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", default=10)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 QUOTE_VALID_HOURS = env_int("QUOTE_VALID_HOURS", default=72)
 INVOICE_DAYS_UNTIL_DUE = env_int("INVOICE_DAYS_UNTIL_DUE", default=30)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentMethodEnum"] = "licensing.models.PaymentMethod"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LicenceStatusEnum"] = "licensing.models.LicenceStatus"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentStatusEnum"] = "licensing.models.PaymentStatus"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["MediaTypeEnum"] = "licensing.models.MediaType"

@@ -25,6 +25,12 @@ if "*" in ALLOWED_HOSTS:
 
 BLANKET_REQUIRE_SIGNING_KEY = True  # certificates are signed with a managed key, not a file
 
+for _name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE"):
+    if not env_str(_name):
+        raise ImproperlyConfigured(f"{_name} is required in production")
+if env_str("STRIPE_SECRET_KEY") == "sk_test_local" or "127.0.0.1" in env_str("STRIPE_API_BASE"):
+    raise ImproperlyConfigured("The Stripe settings point at the local test server")
+
 if env_str("DATABASE_URL") is None:
     raise ImproperlyConfigured("DATABASE_URL is required in production (PostgreSQL)")
 

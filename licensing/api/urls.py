@@ -23,5 +23,6 @@ urlpatterns = [
     ),
     path("society/settings/", views.SocietySettingsView.as_view(), name="society-settings"),
     path("", include("licensing.api.import_urls")),
+    path("", include("licensing.api.licence_urls")),
     *router.urls,
 ]

@@ -228,6 +228,7 @@ class Refund(models.Model):
 
 class StripeEventStatus(models.TextChoices):
     RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
     PROCESSED = "processed", "Processed"
     IGNORED = "ignored", "Ignored"
     FAILED = "failed", "Failed"

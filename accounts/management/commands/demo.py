@@ -14,6 +14,8 @@ from django.core.management.base import BaseCommand
 from accounts.demo import DEMO_PASSWORD, demo_accounts_seed
 from accounts.models import ApiKey, AuditEvent, Organisation, User
 from licensing.demo import demo_repertoire_seed
+from licensing.demo_licences import demo_licences_seed, demo_stripe_start
+from licensing.templatetags.money import money_text
 
 
 class Command(BaseCommand):
@@ -32,6 +34,17 @@ class Command(BaseCommand):
 
         self.stdout.write("Enrolling the rights holders' catalogues (catalogue files → import)…")
         repertoire = demo_repertoire_seed(organisations=demo.organisations, owners=demo.owners)
+
+        self.stdout.write("Starting the local Stripe and selling licences to the licensees…")
+        stripe_server = demo_stripe_start(site_url=f"http://{opts['addrport']}")
+        sales = demo_licences_seed(
+            staff=demo.staff["operator"],
+            licensees={
+                name: (demo.organisations[name], demo.owners[name])
+                for name in ("Aleph AI Ltd", "Corvid Labs")
+            },
+            stripe_control=stripe_server.control,
+        )
 
         self.stdout.write(self.style.SUCCESS("\nBlanket demo society is ready."))
         self.stdout.write(f"  Society:        {demo.society.name} ({demo.society.code})")
@@ -53,12 +66,26 @@ class Command(BaseCommand):
             f"  Repertoire: {repertoire['works']} works, "
             f"{repertoire['open_conflicts']} open conflict(s) for staff to resolve"
         )
+        for licence in sales:
+            self.stdout.write(
+                f"  Licence {licence.pk} {licence.licensee.name}: {licence.product.name}, "
+                f"{licence.status} via {licence.get_payment_method_display().lower()}, "
+                f"{money_text(licence.amount_minor, licence.currency)}"
+            )
         self.stdout.write(
             f"  Totals: {User.objects.count()} users, {Organisation.objects.count()} "
             f"organisations, {ApiKey.objects.count()} API keys, "
             f"{AuditEvent.objects.count()} audit events"
         )
         if opts["no_serve"]:
+            stripe_server.stop()
             return
-        self.stdout.write(f"\nServing on http://{opts['addrport']}/  (Ctrl-C to stop)\n")
-        call_command("runserver", opts["addrport"], use_reloader=False)
+        stripe_server.control.webhooks_configure(mode="immediate")  # live webhooks from now on
+        self.stdout.write(
+            f"  Local Stripe (checkout, invoices, Connect) on {settings.STRIPE_API_BASE}\n"
+            f"\nServing on http://{opts['addrport']}/  (Ctrl-C to stop)\n"
+        )
+        try:
+            call_command("runserver", opts["addrport"], use_reloader=False)
+        finally:
+            stripe_server.stop()

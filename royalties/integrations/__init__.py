@@ -1,0 +1,1 @@
+"""Boundaries to outside systems: one module per system, everything else calls these."""
