@@ -83,7 +83,7 @@ def demo_accounts_seed(*, society_name: str) -> DemoAccounts:
     demo = DemoAccounts(society=society)
     for email, full_name, group in STAFF:
         user = _user(email, full_name, is_staff=True)
-        user.groups.add(Group.objects.get(name=group))
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
         membership_add(organisation=society, user=user, role=Role.ADMIN)
         demo.staff[group] = user
     for name, kind, country, ids, owner_email in ORGANISATIONS:

@@ -55,7 +55,7 @@ def _staff(group: str) -> Persona:
         OrganisationFactory(kind=OrganisationKind.SOCIETY, name="The Society")
     )
     user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
+    user.groups.add(Group.objects.get_or_create(name=group)[0])
     membership_add(organisation=society, user=user, role=Role.ADMIN)
     return Persona(user, society, Role.ADMIN)
 
