@@ -145,6 +145,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "licensing.tasks_payments.stripe_events_sweep_task",
         "schedule": 300.0,
     },
+    "catalogue-imports-sweep": {
+        "task": "licensing.tasks.catalogue_imports_sweep_task",
+        "schedule": 300.0,
+    },
     "licences-expire": {
         "task": "licensing.tasks_payments.licence_expire_due_task",
         "schedule": 6 * 60 * 60.0,

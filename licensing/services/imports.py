@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files import File
@@ -158,6 +159,41 @@ def catalogue_import_start(
 
             transaction.on_commit(lambda: catalogue_import_run_task.delay(job.pk))
     return job
+
+
+def catalogue_imports_sweep(
+    *,
+    now: datetime | None = None,
+    pending_after: timedelta = timedelta(minutes=10),
+    running_after: timedelta = timedelta(hours=2),
+) -> int:
+    """Re-drive import jobs a lost message or a crashed worker left behind; returns how many.
+
+    The database is the source of truth: a job still pending long after its upload lost its
+    message, and a job "running" far longer than any import takes lost its worker (its write
+    transaction rolled back, so nothing of it is stored). Both go back to pending and are
+    enqueued again; running a job twice is harmless (the claim, and re-imports change nothing).
+    """
+    from licensing.tasks import catalogue_import_run_task
+
+    now = now or timezone.now()
+    stale_running = CatalogueImport.objects.filter(
+        status=JobStatus.RUNNING, started_at__lt=now - running_after
+    )
+    ids = list(stale_running.values_list("pk", flat=True))
+    reset = CatalogueImport.objects.filter(pk__in=ids, status=JobStatus.RUNNING).update(
+        status=JobStatus.PENDING, stage="requeued after a stopped worker", percent=0
+    )
+    if reset:
+        logger.warning("catalogue imports %s: worker lost, requeued", ids)
+    stuck = list(
+        CatalogueImport.objects.filter(
+            status=JobStatus.PENDING, created_at__lt=now - pending_after
+        ).values_list("pk", flat=True)
+    )
+    for job_id in stuck:
+        catalogue_import_run_task.delay(job_id)
+    return len(stuck)
 
 
 # --------------------------------------------------------------------------------------------
