@@ -10,3 +10,16 @@ from licensing.services import imports
 @shared_task
 def catalogue_import_run_task(import_id: int) -> None:
     imports.catalogue_import_run(import_id=import_id)
+
+
+@shared_task
+def catalogue_imports_sweep_task() -> int:
+    return imports.catalogue_imports_sweep()
+
+
+# No automatic retry: a failed declaration records why on its row; filing again is the retry.
+@shared_task
+def declaration_process_task(declaration_id: int) -> None:
+    from licensing.services import declarations
+
+    declarations.declaration_process(declaration_id=declaration_id)
