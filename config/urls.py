@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("licensing.urls")),
     path("", include("licensing.urls_licences")),
+    path("", include("licensing.urls_declarations")),
 ]

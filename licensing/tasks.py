@@ -23,3 +23,10 @@ def declaration_process_task(declaration_id: int) -> None:
     from licensing.services import declarations
 
     declarations.declaration_process(declaration_id=declaration_id)
+
+
+@shared_task
+def declarations_sweep_task() -> int:
+    from licensing.services import declarations
+
+    return declarations.declarations_sweep()

@@ -149,6 +149,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "licensing.tasks.catalogue_imports_sweep_task",
         "schedule": 300.0,
     },
+    "declarations-sweep": {
+        "task": "licensing.tasks.declarations_sweep_task",
+        "schedule": 300.0,
+    },
     "licences-expire": {
         "task": "licensing.tasks_payments.licence_expire_due_task",
         "schedule": 6 * 60 * 60.0,

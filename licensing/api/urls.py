@@ -24,5 +24,6 @@ urlpatterns = [
     path("society/settings/", views.SocietySettingsView.as_view(), name="society-settings"),
     path("", include("licensing.api.import_urls")),
     path("", include("licensing.api.licence_urls")),
+    path("", include("licensing.api.declaration_urls")),
     *router.urls,
 ]

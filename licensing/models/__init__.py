@@ -1,5 +1,12 @@
-"""The licensing app's models: the repertoire, and licences with their payments."""
+"""The licensing app's models: the repertoire, licences with their payments, usage declarations."""
 
+from licensing.models.declarations import (  # noqa: F401
+    DeclarationStatus,
+    DeclarationUnmatched,
+    DeclarationWorkUsage,
+    UsageDeclaration,
+    UsageUnit,
+)
 from licensing.models.licences import (  # noqa: F401
     Certificate,
     Licence,

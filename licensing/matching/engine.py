@@ -1,0 +1,590 @@
+# ruff: noqa: S608 - the SQL is assembled from this module's constants; values are parameters
+"""Match a usage declaration file to the repertoire: parse, validate, normalise, join, sum.
+
+Pure: no Django, no ORM, no settings. A path and two Arrow tables in, Arrow tables and exact
+integer totals out. Everything runs set-based in an embedded DuckDB:
+
+1. parse - one streaming pass of DuckDB's reader over the file (CSV with a header row,
+   optionally gzip; or JSON Lines), every column as text, sums the lines per (scheme,
+   declared identifier) and notes what validation needs; the lines themselves are never held,
+   so memory follows the number of distinct identifiers, not of lines.
+2. validate - required columns, the scheme in ``SCHEMES``, a non-empty identifier, a quantity
+   that is a non-negative whole number (1 to 18 digits: no sign, decimal point, exponent or
+   separator), one unit per file. Any error rejects the whole file; only then is the file
+   read again line by line (the table's ``rowid`` is the record's position), so that the
+   errors name row (the header is row 1; in JSON Lines the first record is row 1), column,
+   value and what is wrong.
+3. normalise - only distinct identifiers are normalised, with the repertoire's own rules
+   (``licensing.identifiers.normalise_many``), so a declared spelling matches exactly when
+   ``normalise`` of it equals a stored value. A declared identifier equal to a stored value
+   is taken as it is (stored values are ``normalise`` results, which normalise to
+   themselves). ``work_id`` values are work ids: digits, leading zeros ignored. An identifier
+   that does not validate is not an error of the file: its usage is unmatched, kept under the
+   declared text with the reason.
+4. match - the normalised identifiers are joined with the identifier index (scheme, value,
+   work_id) and the works (work_id, reserved).
+5. aggregate - per work, and per unmatched (scheme, identifier).
+
+Accounting, exactly: every line's quantity is in exactly one of matched, reserved, unmatched.
+An identifier carried by several works (co-claimed by different holders) has its total
+quantity in the declaration split over those works equally with the largest-remainder method,
+ties to the lower work id (``q // k`` each, and one more to the first ``q % k`` works): the
+parts sum to ``q``. A work's part is reserved usage if the work is reserved, else matched. The
+identifier's lines count as matched if any of its works is licensed, else as reserved; on
+each work, ``lines`` is the number of lines naming it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from licensing.identifiers import SCHEMES as IDENTIFIER_SCHEMES
+from licensing.identifiers import normalise_many
+
+__all__ = [
+    "ERRORS_COLLECTED",
+    "INDEX_SCHEMA",
+    "MAX_QUANTITY",
+    "SCHEMES",
+    "UNITS",
+    "WORKS_SCHEMA",
+    "DeclarationRejected",
+    "MatchResult",
+    "declaration_match",
+    "normalise_declared",
+]
+
+SCHEMES = (*IDENTIFIER_SCHEMES, "work_id")
+UNITS = ("tokens", "items", "bytes", "seconds", "attribution")
+REQUIRED = ("scheme", "identifier", "quantity")
+OPTIONAL = ("unit", "title")
+MAX_QUANTITY = 2**63 - 1
+ERRORS_COLLECTED = 100_000  # rows of the error report; the count is always exact
+TITLE_MAX = 500
+IDENTIFIER_MAX = 2000
+
+INDEX_SCHEMA = pa.schema([("scheme", pa.string()), ("value", pa.string()), ("work_id", pa.int64())])
+WORKS_SCHEMA = pa.schema([("work_id", pa.int64()), ("reserved", pa.bool_())])
+
+StageCallback = Callable[[str, int], None]
+
+
+class DeclarationRejected(Exception):
+    """The file is refused as a whole. ``errors``: row, column, value, message (maybe empty);
+    ``error_count``: all errors, even beyond the ``ERRORS_COLLECTED`` rows kept."""
+
+    def __init__(
+        self, message: str, errors: pd.DataFrame | None = None, error_count: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors if errors is not None else _no_errors()
+        self.error_count = error_count or len(self.errors)
+
+
+@dataclass
+class MatchResult:
+    unit: str
+    lines: int
+    declared_quantity: int
+    matched_lines: int
+    matched_quantity: int
+    unmatched_lines: int
+    unmatched_quantity: int
+    reserved_lines: int
+    reserved_quantity: int
+    work_usage: pa.Table  # work_id, quantity, lines, reserved
+    unmatched: pa.Table  # scheme, identifier, valid, note, quantity, lines, title
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _no_errors() -> pd.DataFrame:
+    return pd.DataFrame({"row": [], "column": [], "value": [], "message": []})
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation (the repertoire's rules, over distinct values)
+# --------------------------------------------------------------------------------------------
+
+_WORK_ID_RE = re.compile(r"[0-9]{1,18}")
+_WS = " \t\n\r\f\v\u00a0\u200b\ufeff"
+
+
+def normalise_declared(scheme: str, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``(canonical, reasons)`` for declared identifiers of ``scheme``, as ``normalise_many``
+    (exactly one of the two is None on each row). ``work_id``: a work id in digits."""
+    if scheme != "work_id":
+        return normalise_many(scheme, values)
+    canonical, reasons = [], []
+    for value in values.tolist():
+        text = value.strip(_WS) if isinstance(value, str) else ""
+        if _WORK_ID_RE.fullmatch(text) and int(text) > 0:
+            canonical.append(str(int(text)))
+            reasons.append(None)
+        else:
+            canonical.append(None)
+            reasons.append("value is empty" if not text else "a work id is a positive integer")
+    return (
+        pd.Series(canonical, index=values.index, dtype=object),
+        pd.Series(reasons, index=values.index, dtype=object),
+    )
+
+
+_PARALLEL_FROM = 200_000  # distinct values; below this one thread is as fast
+
+
+def _normalise_in_parallel(scheme: str, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``normalise_declared`` over halves of ``values`` on two threads (its Arrow kernels
+    release the GIL); row by row the same result."""
+    if len(values) < _PARALLEL_FROM:
+        return normalise_declared(scheme, values)
+    middle = len(values) // 2
+    halves = [values.iloc[:middle], values.iloc[middle:]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parts = list(pool.map(lambda half: normalise_declared(scheme, half), halves))
+    return (
+        pd.concat([part[0] for part in parts]),
+        pd.concat([part[1] for part in parts]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def declaration_match(
+    path: str,
+    *,
+    index: pa.Table,
+    works: pa.Table,
+    file_format: str = "csv",
+    unit: str | None = None,
+    on_stage: StageCallback | None = None,
+    threads: int | None = None,
+    memory_limit: str = "512MB",
+    temp_directory: str | None = None,
+) -> MatchResult:
+    """Match the declaration file at ``path`` against ``index`` (scheme, value, work_id) and
+    ``works`` (work_id, reserved). ``unit``: the unit the declaration was filed with, which
+    the file's ``unit`` column (if any) must agree with; without either it is tokens.
+
+    Raises ``DeclarationRejected`` when the file cannot be accepted.
+    """
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def stage(name: str, percent: int) -> None:
+        if on_stage is not None:
+            on_stage(name, percent)
+
+    def done(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = now - clock[0]
+        clock[0] = now
+
+    db = duckdb.connect(config={"preserve_insertion_order": True})
+    try:
+        if threads:
+            db.execute(f"SET threads = {int(threads)}")
+        db.execute(f"SET memory_limit = '{memory_limit}'")
+        if temp_directory:
+            db.execute("SET temp_directory = ?", [temp_directory])
+
+        stage("parsing", 10)
+        source, columns = _source(db, path, file_format)
+        lines, clean = _read_summed(db, source, path, columns)
+        done("parse")
+
+        stage("validating", 30)
+        first_row = 1 if file_format == "jsonl" else 2
+        unit = _check(db, columns, unit, clean=clean, source=source, path=path, first_row=first_row)
+        if lines == 0:
+            raise DeclarationRejected(
+                "The file has no lines. If nothing was used in the period, file a nil "
+                "declaration instead."
+            )
+        done("validate")
+
+        stage("normalising", 45)
+        db.register("idx_in", index)
+        db.register("works_in", works)
+        db.execute(
+            "CREATE TEMP VIEW idx AS SELECT scheme, value, work_id FROM idx_in "
+            "UNION ALL SELECT 'work_id', CAST(work_id AS VARCHAR), work_id FROM works_in"
+        )
+        _normalise(db)
+        done("normalise")
+
+        stage("matching", 60)
+        _match(db)
+        done("match")
+
+        stage("aggregating", 75)
+        result = _aggregate(db, unit=unit, lines=lines)
+        done("aggregate")
+        result.timings = timings
+        return result
+    finally:
+        db.close()
+
+
+def _source(db: duckdb.DuckDBPyConnection, path: str, file_format: str) -> tuple[str, dict]:
+    """The DuckDB table function reading the file (``?`` is the path) and its columns
+    ({lower-case name: name in the file}) among those a declaration has."""
+    if file_format == "jsonl":
+        source = (
+            "read_json(?, format = 'newline_delimited', "
+            "columns = {scheme: 'VARCHAR', identifier: 'VARCHAR', quantity: 'VARCHAR', "
+            "unit: 'VARCHAR', title: 'VARCHAR'})"
+        )
+    else:
+        compression = "gzip" if _is_gzip(path) else "none"
+        source = (
+            "read_csv(?, header = true, all_varchar = true, delim = ',', quote = '\"', "
+            f"escape = '\"', compression = '{compression}', null_padding = false)"
+        )
+    with _read_errors(file_format):
+        names = [
+            row[0] for row in db.execute(f"DESCRIBE SELECT * FROM {source}", [path]).fetchall()
+        ]
+    wanted = {name.strip().lower(): name for name in names}
+    missing = [name for name in REQUIRED if name not in wanted]
+    if missing:
+        raise DeclarationRejected(
+            f"The file has no {', '.join(missing)} column"
+            f"{'s' if len(missing) > 1 else ''}. A declaration file has a header row with "
+            "scheme, identifier and quantity, and optionally unit and title."
+        )
+    return source, {name: wanted[name] for name in (*REQUIRED, *OPTIONAL) if name in wanted}
+
+
+class _read_errors:
+    """Turns DuckDB's reading errors into a rejection with a reason for people."""
+
+    def __init__(self, file_format: str) -> None:
+        self.file_format = file_format
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, duckdb.InvalidInputException | duckdb.ConversionException):
+            raise DeclarationRejected(_read_problem(str(exc), self.file_format)) from None
+        if isinstance(exc, duckdb.IOException | OSError | EOFError | gzip.BadGzipFile):
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DeclarationRejected(f"The file cannot be read: {first}") from None
+        return False
+
+
+def _columns_sql(columns: dict) -> str:
+    return ", ".join(f'"{original}" AS {name}' for name, original in columns.items())
+
+
+# A quantity is 1 to 18 ASCII digits (no sign, point, exponent or separator; spaces around are
+# ignored), so it fits a BIGINT and the sum of a file fits a HUGEINT.
+_QUANTITY_OK = "regexp_full_match(quantity, ' *[0-9]{1,18} *')"
+
+
+def _read_summed(
+    db: duckdb.DuckDBPyConnection, source: str, path: str, columns: dict
+) -> tuple[int, bool]:
+    """One streaming pass over the file: table ``raw``, the lines summed per (scheme,
+    declared identifier), with what the validation needs (bad quantities, units seen). The
+    lines themselves are never held. Returns (lines, whether every quantity is valid)."""
+    unit = "lower(trim(unit))" if "unit" in columns else "NULL::VARCHAR"
+    title = f"min(left(title, {TITLE_MAX}))" if "title" in columns else "NULL::VARCHAR"
+    # Grouped by the declared text first (cheap), then by the scheme as written in any case.
+    with _read_errors("jsonl" if source.startswith("read_json") else "csv"):
+        db.execute(
+            "CREATE TABLE raw AS SELECT lower(trim(scheme)) AS scheme, identifier, "
+            "sum(quantity)::HUGEINT AS quantity, sum(lines)::BIGINT AS lines, "
+            "sum(bad_quantity)::BIGINT AS bad_quantity, min(unit_min) AS unit_min, "
+            "max(unit_max) AS unit_max, min(title) AS title FROM ("
+            "  SELECT scheme, identifier, sum(TRY_CAST(quantity AS BIGINT)) AS quantity, "
+            "  count(*) AS lines, "
+            f"  count(*) FILTER (WHERE NOT coalesce({_QUANTITY_OK}, false)) AS bad_quantity, "
+            f"  min({unit}) AS unit_min, max({unit}) AS unit_max, {title} AS title "
+            f"  FROM (SELECT {_columns_sql(columns)} FROM {source}) GROUP BY scheme, identifier"
+            ") GROUP BY ALL",
+            [path],
+        )
+    lines, bad = db.execute(
+        "SELECT coalesce(sum(lines), 0), coalesce(sum(bad_quantity), 0) FROM raw"
+    ).fetchall()[0]
+    return int(lines), bad == 0
+
+
+def _check(
+    db: duckdb.DuckDBPyConnection,
+    columns: dict,
+    unit: str | None,
+    *,
+    clean: bool,
+    source: str,
+    path: str,
+    first_row: int,
+) -> str:
+    """The file's unit; or, if anything is wrong, re-read it line by line for the row errors
+    (only a rejected file pays for that) and raise ``DeclarationRejected``."""
+    schemes = ", ".join(f"'{s}'" for s in SCHEMES)
+    bad_groups, units = db.execute(
+        f"SELECT count(*) FILTER (WHERE coalesce(scheme, '') NOT IN ({schemes}) "
+        "OR coalesce(trim(identifier), '') = ''), "
+        "list_distinct(flatten(list([unit_min, unit_max]))) FROM raw"
+    ).fetchall()[0]
+    seen = sorted(u for u in (units or []) if u)
+    unit_ok = (
+        all(u in UNITS for u in seen) and len(seen) <= 1 and (not unit or seen in ([], [unit]))
+    )
+    if clean and bad_groups == 0 and unit_ok:
+        too_big = db.execute(
+            f"SELECT coalesce(sum(quantity), 0) > {MAX_QUANTITY} FROM raw"
+        ).fetchall()[0][0]
+        if too_big:
+            raise DeclarationRejected(
+                f"The quantities add up to more than {MAX_QUANTITY:,}; split the declaration."
+            )
+        return unit or (seen[0] if seen else "tokens")
+    db.execute("DROP TABLE raw")
+    with _read_errors("jsonl" if source.startswith("read_json") else "csv"):
+        db.execute(f"CREATE TABLE lines AS SELECT {_columns_sql(columns)} FROM {source}", [path])
+    _validate(db, list(columns), unit, first_row=first_row)
+    raise AssertionError("unreachable: the first pass found an error")  # pragma: no cover
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _read_problem(text: str, file_format: str) -> str:
+    line = re.search(r"on Line: (\d+)", text)
+    where = f" (line {line.group(1)})" if line else ""
+    lower = text.lower()
+    if "unicode" in lower or "utf-8" in lower or "utf8" in lower:
+        return f"The file is not UTF-8 text{where}. Save it as CSV UTF-8 and upload it again."
+    if file_format == "jsonl":
+        return f"The file is not valid JSON Lines{where}: one JSON object per line."
+    first = text.splitlines()[0] if text else "unreadable"
+    if ("expected" in lower and "columns" in lower) or "too many" in lower:
+        return f"A line of the file has a different number of fields than the header{where}."
+    return f"The file is not a readable CSV file{where}: {first}"
+
+
+def _validate(
+    db: duckdb.DuckDBPyConnection, columns: list[str], unit: str | None, *, first_row: int
+) -> str:
+    schemes = ", ".join(f"'{s}'" for s in SCHEMES)
+    units = ", ".join(f"'{u}'" for u in UNITS)
+    has_unit = "unit" in columns
+    unit_text = "lower(trim(unit))" if has_unit else "NULL"
+    checks = {
+        "scheme": f"coalesce(lower(trim(scheme)), '') NOT IN ({schemes})",
+        "identifier": "coalesce(trim(identifier), '') = ''",
+        "quantity": f"NOT coalesce({_QUANTITY_OK}, false)",
+        "unit": f"coalesce({unit_text}, '') NOT IN ('', {units})",
+    }
+    counts = db.execute(
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in checks.values())
+        + f", list_distinct(list({unit_text})), "
+        + f"arg_min({unit_text}, rowid) FILTER (WHERE {unit_text} IN ({units})) FROM lines"
+    ).fetchall()[0]
+    file_units = sorted(u for u in (counts[-2] or []) if u and u in UNITS)
+    bad = sum(counts[:-2])
+    declared_unit = unit or counts[-1]  # the first line's unit
+    mixed = [u for u in file_units if u != declared_unit] if declared_unit else []
+    if bad == 0 and not mixed:
+        return declared_unit or "tokens"
+
+    row = f"rowid + {first_row}"
+    parts = [
+        f"SELECT {row} AS row, 'scheme' AS col, scheme AS value, "
+        "CASE WHEN coalesce(trim(scheme), '') = '' THEN 'scheme is empty' "
+        f"ELSE 'unknown scheme; use one of {', '.join(SCHEMES)}' END AS message "
+        f"FROM lines WHERE {checks['scheme']}",
+        f"SELECT {row}, 'identifier', identifier, 'identifier is empty' "
+        f"FROM lines WHERE {checks['identifier']}",
+        f"SELECT {row}, 'quantity', quantity, "
+        "CASE WHEN coalesce(trim(quantity), '') = '' THEN 'quantity is empty' "
+        "WHEN regexp_full_match(trim(quantity), '-[0-9.,]+') THEN 'quantity must not be negative' "
+        "WHEN regexp_full_match(trim(quantity), '[+-]?[0-9]*[.,]?[0-9]*([eE][+-]?[0-9]+)?') "
+        "AND regexp_matches(trim(quantity), '[.,eE]') "
+        "THEN 'quantity must be a whole number' "
+        "WHEN regexp_full_match(trim(quantity), '[0-9]+') THEN 'quantity is too large' "
+        "ELSE 'quantity must be a non-negative whole number' END "
+        f"FROM lines WHERE {checks['quantity']}",
+    ]
+    if has_unit:
+        parts.append(
+            f"SELECT {row}, 'unit', unit, 'unknown unit; use one of {', '.join(UNITS)}' "
+            f"FROM lines WHERE {checks['unit']}"
+        )
+        if mixed:
+            mixed_list = ", ".join(f"'{u}'" for u in mixed)
+            parts.append(
+                f"SELECT {row}, 'unit', unit, 'one unit per declaration: this declaration is in "
+                f"{declared_unit}' FROM lines WHERE lower(trim(unit)) IN ({mixed_list})"
+            )
+    union = " UNION ALL ".join(parts)
+    error_count = db.execute(f"SELECT count(*) FROM ({union})").fetchall()[0][0]
+    errors = db.execute(f"SELECT * FROM ({union}) ORDER BY row, col LIMIT {ERRORS_COLLECTED}").df()
+    errors.columns = ["row", "column", "value", "message"]
+    errors["row"] = errors["row"].astype("int64")
+    errors["value"] = errors["value"].fillna("")
+    if mixed and bad == 0:
+        message = (
+            f"The file mixes units ({', '.join(file_units)}); a declaration has one unit"
+            + (f" and this one is in {unit}" if unit else "")
+            + ". Split the file by unit."
+        )
+    else:
+        message = (
+            f"Nothing was accepted: the file has {error_count:,} "
+            f"error{'s' if error_count != 1 else ''}. Download the error report, fix those "
+            "lines and file the declaration again."
+        )
+    raise DeclarationRejected(message, errors, error_count)
+
+
+def _normalise(db: duckdb.DuckDBPyConnection) -> None:
+    """Table ``canon``: the usage per (scheme, normalised identifier).
+
+    Declared identifiers equal to a stored value skip normalisation: stored values are
+    ``normalise`` results, which normalise to themselves, so the outcome is the same. The
+    others (distinct values only) go through ``normalise_declared``.
+    """
+    db.execute(
+        "CREATE TABLE todo AS SELECT r.scheme, r.identifier FROM raw r "
+        "ANTI JOIN idx i ON i.scheme = r.scheme AND i.value = r.identifier"
+    )
+    frames = []
+    schemes = [row[0] for row in db.execute("SELECT DISTINCT scheme FROM todo").fetchall()]
+    for scheme in sorted(schemes):
+        table = db.sql(
+            "SELECT identifier FROM todo WHERE scheme = $scheme",
+            params={"scheme": scheme},
+        ).to_arrow_table()
+        column = table.column("identifier")
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        values = pd.Series(pd.arrays.ArrowStringArray(column))
+        canonical, reasons = _normalise_in_parallel(scheme, values)
+        frames.append(
+            pa.table(
+                {
+                    "scheme": pa.array(np.full(len(values), scheme, dtype=object), pa.string()),
+                    "identifier": column,
+                    "canonical": pa.array(canonical.to_numpy(dtype=object), pa.string()),
+                    "reason": pa.array(reasons.to_numpy(dtype=object), pa.string()),
+                }
+            )
+        )
+    mapping = (
+        pa.concat_tables(frames)
+        if frames
+        else pa.table(
+            {
+                name: pa.array([], pa.string())
+                for name in ("scheme", "identifier", "canonical", "reason")
+            }
+        )
+    )
+    db.execute("DROP TABLE todo")
+    db.register("mapping_in", mapping)
+    db.execute(
+        "CREATE TABLE canon AS SELECT r.scheme, "
+        "left(CASE WHEN m.identifier IS NULL THEN r.identifier "
+        f"ELSE coalesce(m.canonical, trim(r.identifier)) END, {IDENTIFIER_MAX}) AS identifier, "
+        "(m.identifier IS NULL OR m.canonical IS NOT NULL) AS valid, min(m.reason) AS note, "
+        "sum(r.quantity) AS quantity, sum(r.lines)::BIGINT AS lines, min(r.title) AS title "
+        "FROM raw r LEFT JOIN mapping_in m "
+        "ON m.scheme = r.scheme AND m.identifier = r.identifier GROUP BY ALL"
+    )
+    db.unregister("mapping_in")
+    db.execute("DROP TABLE raw")
+
+
+def _match(db: duckdb.DuckDBPyConnection) -> None:
+    """Table ``hits``: one row per (identifier, work) with the work's exact part."""
+    db.execute(
+        "CREATE TABLE hits AS "
+        "WITH joined AS ("
+        "  SELECT c.scheme, c.identifier, c.quantity, c.lines, i.work_id, w.reserved, "
+        "    count(*) OVER (PARTITION BY c.scheme, c.identifier) AS k, "
+        "    row_number() OVER (PARTITION BY c.scheme, c.identifier ORDER BY i.work_id) AS rk "
+        "  FROM canon c "
+        "  JOIN idx i ON i.scheme = c.scheme AND i.value = c.identifier "
+        "  JOIN works_in w ON w.work_id = i.work_id "
+        "  WHERE c.valid"
+        ") SELECT scheme, identifier, lines, work_id, reserved, "
+        "  quantity // k + CASE WHEN rk <= quantity % k THEN 1 ELSE 0 END AS part "
+        "FROM joined"
+    )
+
+
+def _aggregate(db: duckdb.DuckDBPyConnection, *, unit: str, lines: int) -> MatchResult:
+    work_usage = db.sql(
+        "SELECT work_id, sum(part)::BIGINT AS quantity, sum(lines)::BIGINT AS lines, "
+        "bool_or(reserved) AS reserved FROM hits GROUP BY work_id ORDER BY work_id"
+    ).to_arrow_table()
+    unmatched = db.sql(
+        "SELECT c.scheme, c.identifier, c.valid, coalesce(c.note, '') AS note, "
+        "c.quantity::BIGINT AS quantity, c.lines, coalesce(c.title, '') AS title "
+        "FROM canon c ANTI JOIN (SELECT DISTINCT scheme, identifier FROM hits) h "
+        "ON h.scheme = c.scheme AND h.identifier = c.identifier "
+        "ORDER BY c.quantity DESC, c.scheme, c.identifier"
+    ).to_arrow_table()
+    declared, unmatched_quantity, unmatched_lines = db.execute(
+        "SELECT coalesce(sum(quantity), 0), "
+        "coalesce(sum(quantity) FILTER (WHERE NOT matched), 0), "
+        "coalesce(sum(lines) FILTER (WHERE NOT matched), 0) FROM ("
+        "  SELECT c.quantity, c.lines, h.identifier IS NOT NULL AS matched FROM canon c "
+        "  LEFT JOIN (SELECT DISTINCT scheme, identifier FROM hits) h "
+        "  ON h.scheme = c.scheme AND h.identifier = c.identifier)"
+    ).fetchall()[0]
+    matched_quantity, reserved_quantity, matched_lines, reserved_lines = db.execute(
+        "SELECT coalesce(sum(q_licensed), 0), coalesce(sum(q_reserved), 0), "
+        "coalesce(sum(lines) FILTER (WHERE any_licensed), 0), "
+        "coalesce(sum(lines) FILTER (WHERE NOT any_licensed), 0) FROM ("
+        "  SELECT scheme, identifier, any_value(lines) AS lines, "
+        "    coalesce(sum(part) FILTER (WHERE NOT reserved), 0) AS q_licensed, "
+        "    coalesce(sum(part) FILTER (WHERE reserved), 0) AS q_reserved, "
+        "    bool_or(NOT reserved) AS any_licensed "
+        "  FROM hits GROUP BY scheme, identifier)"
+    ).fetchall()[0]
+    declared, matched_quantity = int(declared), int(matched_quantity)
+    reserved_quantity, unmatched_quantity = int(reserved_quantity), int(unmatched_quantity)
+    if matched_quantity + reserved_quantity + unmatched_quantity != declared or (
+        int(matched_lines) + int(reserved_lines) + int(unmatched_lines) != lines
+    ):
+        raise ArithmeticError(  # a bug, never a user error: the accounting must be exact
+            f"declaration accounting does not add up: {matched_quantity} + {reserved_quantity} "
+            f"+ {unmatched_quantity} != {declared}"
+        )
+    return MatchResult(
+        unit=unit,
+        lines=int(lines),
+        declared_quantity=declared,
+        matched_lines=int(matched_lines),
+        matched_quantity=matched_quantity,
+        unmatched_lines=int(unmatched_lines),
+        unmatched_quantity=unmatched_quantity,
+        reserved_lines=int(reserved_lines),
+        reserved_quantity=reserved_quantity,
+        work_usage=work_usage,
+        unmatched=unmatched,
+    )

@@ -1,0 +1,801 @@
+"""Usage declarations: file one (a file, or nil), process it, keep the newest accepted one.
+
+``declaration_file_start`` checks the licence and the period, streams the file to storage and
+enqueues the job (``transaction.on_commit``); ``declaration_process`` (the Celery task's body)
+claims it (submitted -> processing), exports the identifier index from the database
+(PostgreSQL: ``COPY (SELECT ...) TO STDOUT``), runs the pure matcher
+(``licensing.matching``), and writes the aggregates (PostgreSQL: ``COPY ... FROM STDIN``;
+SQLite: executemany) and the totals in one transaction. A rejected file writes no aggregate;
+its job row says why, with every error in a CSV report. Accepting a declaration supersedes the
+accepted one for the same licence, model (name and version) and period.
+
+Periods: "2026-Q3" (a calendar quarter) or "2026-07" (a month). The period must overlap the
+licence term; the declaration covers the part of it inside the term (``period_start`` ..
+``period_end``). The deadline is ``DECLARATION_DEADLINE_DAYS`` (default 30) after the
+period's end; a declaration filed after it is marked late (and still accepted).
+
+Reserved works: a work is reserved for a licence when its consent (or its catalogue's
+default) is "reserved" for any of the licence's uses (training when the licence names none).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.scoping import Caller
+from accounts.services import audit_record
+from config.errors import PermissionError_
+from licensing.errors import ImportFileError, LicensingError
+from licensing.identifiers import IdentifierError, normalise
+from licensing.matching import (
+    INDEX_SCHEMA,
+    WORKS_SCHEMA,
+    DeclarationRejected,
+    MatchResult,
+    declaration_match,
+)
+from licensing.matching.engine import UNITS
+from licensing.models import (
+    Consent,
+    DeclarationStatus,
+    DeclarationUnmatched,
+    DeclarationWorkUsage,
+    Licence,
+    LicenceStatus,
+    UsageDeclaration,
+    Work,
+    WorkIdentifier,
+)
+from licensing.services.conflicts import conflict_detect
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024
+DEFAULT_DEADLINE_DAYS = 30
+ERRORS_KEPT = 100
+ERROR_REPORT_COLUMNS = ("row", "column", "value", "message")
+UNMATCHED_CSV_COLUMNS = ("scheme", "identifier", "valid", "note", "quantity", "lines", "title")
+_COPY_BATCH_ROWS = 200_000
+_USES = ("training", "fine_tuning", "rag")
+_QUARTER_RE = re.compile(r"(\d{4})-?Q([1-4])", re.IGNORECASE)
+_MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+ProgressCallback = Callable[[str, int], None]
+
+
+def declaration_max_bytes() -> int:
+    """The largest declaration file accepted (setting DECLARATION_MAX_BYTES, default 4 GiB)."""
+    return int(getattr(settings, "DECLARATION_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+# --------------------------------------------------------------------------------------------
+# Periods
+# --------------------------------------------------------------------------------------------
+
+
+def period_parse(text: str) -> tuple[str, dt.date, dt.date]:
+    """ "2026-Q3" -> ("2026-Q3", 2026-07-01, 2026-09-30); "2026-07" -> a month."""
+    value = (text or "").strip()
+    if match := _QUARTER_RE.fullmatch(value):
+        year, quarter = int(match.group(1)), int(match.group(2))
+        start = dt.date(year, 3 * quarter - 2, 1)
+        end_month = 3 * quarter
+        label = f"{year}-Q{quarter}"
+    elif match := _MONTH_RE.fullmatch(value):
+        year, end_month = int(match.group(1)), int(match.group(2))
+        start = dt.date(year, end_month, 1)
+        label = f"{year}-{end_month:02d}"
+    else:
+        raise LicensingError(
+            f"{value!r} is not a period; write a quarter such as 2026-Q3 or a month such as "
+            "2026-07.",
+            code="invalid",
+            details={"period": ["A quarter (2026-Q3) or a month (2026-07)."]},
+        )
+    following = dt.date(year + (end_month == 12), end_month % 12 + 1, 1)
+    return label, start, following - dt.timedelta(days=1)
+
+
+def _licence_period(licence: Licence, period: str) -> tuple[str, dt.date, dt.date]:
+    label, start, end = period_parse(period)
+    if licence.starts_on is None or licence.ends_on is None:
+        raise LicensingError("The licence has no term yet.", code="licence_not_active")
+    if end < licence.starts_on or start > licence.ends_on:
+        raise LicensingError(
+            f"{label} ({start:%d %b %Y} - {end:%d %b %Y}) is outside the licence term "
+            f"({licence.starts_on:%d %b %Y} - {licence.ends_on:%d %b %Y}).",
+            code="period_outside_term",
+            details={"period": ["The period must fall within the licence term."]},
+        )
+    return label, max(start, licence.starts_on), min(end, licence.ends_on)
+
+
+def _deadline(period_end: dt.date) -> dt.date:
+    days = int(getattr(settings, "DECLARATION_DEADLINE_DAYS", DEFAULT_DEADLINE_DAYS))
+    return period_end + dt.timedelta(days=days)
+
+
+def _check_licence(caller: Caller, licence: Licence) -> None:
+    caller.require_write()
+    if not caller.is_staff and (
+        caller.organisation is None or licence.licensee_id != caller.organisation.pk
+    ):
+        raise LicensingError("No such licence.", code="not_found")
+    if licence.status != LicenceStatus.ACTIVE:
+        raise LicensingError(
+            f"Declarations are filed against an active licence; this one is {licence.status}.",
+            code="licence_not_active",
+        )
+
+
+def _check_model(model_name: str, model_version: str) -> tuple[str, str]:
+    name, version = (model_name or "").strip(), (model_version or "").strip()
+    problems = {}
+    if not name:
+        problems["model_name"] = ["Name the model the declaration covers."]
+    if not version:
+        problems["model_version"] = ["Name the model's version."]
+    if len(name) > 200 or len(version) > 100:
+        problems["model_name"] = ["At most 200 characters (version: 100)."]
+    if problems:
+        raise LicensingError("The model is not named.", code="invalid", details=problems)
+    return name, version
+
+
+def _check_unit(unit: str | None) -> str | None:
+    if unit in (None, ""):
+        return None
+    if unit not in UNITS:
+        raise LicensingError(
+            f"Unknown unit {unit!r}.",
+            code="invalid",
+            details={"unit": [f"One of {', '.join(UNITS)}."]},
+        )
+    return unit
+
+
+def _size_text(size: int) -> str:
+    return f"{size / (1024 * 1024):,.1f} MiB"
+
+
+# --------------------------------------------------------------------------------------------
+# Filing
+# --------------------------------------------------------------------------------------------
+
+
+def declaration_file_start(
+    *,
+    caller: Caller,
+    licence: Licence,
+    period: str,
+    model_name: str,
+    model_version: str,
+    uploaded_file: File,
+    unit: str | None = None,
+    file_format: str | None = None,
+    enqueue: bool = True,
+) -> UsageDeclaration:
+    """Store a declaration file (CSV, optionally gzip; or JSON Lines) and enqueue its job.
+
+    Only what can be told without reading the file is checked here: the licence (the
+    caller's own, active), the period (inside the term), the model, the size. The job reads
+    the file. ``enqueue=False`` leaves running it to the caller (the management command).
+    """
+    _check_licence(caller, licence)
+    label, start, end = _licence_period(licence, period)
+    name, version = _check_model(model_name, model_version)
+    unit = _check_unit(unit)
+    original = os.path.basename(uploaded_file.name or "declaration.csv")
+    if file_format is None:
+        lowered = original.lower()
+        file_format = "jsonl" if lowered.endswith((".jsonl", ".ndjson", ".jsonl.gz")) else "csv"
+    if file_format not in ("csv", "jsonl"):
+        raise ImportFileError(f"Unknown file format {file_format!r}.", code="unsupported_format")
+    size, limit = uploaded_file.size or 0, declaration_max_bytes()
+    if size > limit:
+        raise ImportFileError(
+            f"The file is {_size_text(size)}; the limit is {_size_text(limit)}. "
+            "Split the declaration into several periods or models.",
+            code="file_too_large",
+            details={"file": [f"At most {limit} bytes."], "size": size},
+        )
+    if size == 0:
+        raise ImportFileError(
+            "The file is empty. If nothing was used, file a nil declaration.",
+            code="empty_file",
+            details={"file": ["The file is empty."]},
+        )
+    digest = hashlib.sha256()
+    for chunk in uploaded_file.chunks():
+        digest.update(chunk)
+    uploaded_file.seek(0)
+
+    with transaction.atomic():
+        declaration = UsageDeclaration(
+            licence=licence,
+            period=label,
+            period_start=start,
+            period_end=end,
+            model_name=name,
+            model_version=version,
+            unit=unit or "",
+            status=DeclarationStatus.SUBMITTED,
+            deadline=_deadline(end),
+            late=timezone.localdate() > _deadline(end),
+            stage="queued",
+            file_format=file_format,
+            original_name=original[:255],
+            file_sha256=digest.hexdigest(),
+            file_size=size,
+            created_by=caller.user,
+        )
+        declaration.file.save(original, uploaded_file, save=False)
+        declaration.save()
+        audit_record(
+            action="declaration.file",
+            caller=caller,
+            organisation=licence.licensee,
+            obj=declaration,
+            details={
+                "licence_id": licence.pk,
+                "period": label,
+                "model": f"{name} {version}",
+                "file": declaration.original_name,
+                "size": size,
+                "sha256": declaration.file_sha256,
+            },
+        )
+        if enqueue:
+            from licensing.tasks import declaration_process_task  # the task imports us
+
+            transaction.on_commit(lambda: declaration_process_task.delay(declaration.pk))
+    return declaration
+
+
+def declaration_nil_file(
+    *, caller: Caller, licence: Licence, period: str, model_name: str, model_version: str
+) -> UsageDeclaration:
+    """Declare explicitly that the model used nothing in the period: accepted at once."""
+    _check_licence(caller, licence)
+    label, start, end = _licence_period(licence, period)
+    name, version = _check_model(model_name, model_version)
+    now = timezone.now()
+    with transaction.atomic():
+        Licence.objects.select_for_update().filter(pk=licence.pk).first()
+        declaration = UsageDeclaration.objects.create(
+            licence=licence,
+            period=label,
+            period_start=start,
+            period_end=end,
+            model_name=name,
+            model_version=version,
+            status=DeclarationStatus.PROCESSING,
+            nil=True,
+            deadline=_deadline(end),
+            late=timezone.localdate() > _deadline(end),
+            stage="done",
+            percent=100,
+            message="Nil declaration: nothing was used in the period.",
+            created_by=caller.user,
+            started_at=now,
+            finished_at=now,
+        )
+        _accept(declaration)
+        audit_record(
+            action="declaration.file_nil",
+            caller=caller,
+            organisation=licence.licensee,
+            obj=declaration,
+            details={"licence_id": licence.pk, "period": label, "model": f"{name} {version}"},
+        )
+    return declaration
+
+
+def _accept(declaration: UsageDeclaration) -> UsageDeclaration | None:
+    """Mark ``declaration`` accepted, superseding the accepted one for the same licence, model
+    and period (inside the caller's transaction, the licence row locked)."""
+    previous = (
+        UsageDeclaration.objects.select_for_update()
+        .filter(
+            licence_id=declaration.licence_id,
+            model_name=declaration.model_name,
+            model_version=declaration.model_version,
+            period_start=declaration.period_start,
+            status=DeclarationStatus.ACCEPTED,
+        )
+        .exclude(pk=declaration.pk)
+        .first()
+    )
+    if previous is not None:
+        previous.status = DeclarationStatus.SUPERSEDED
+        previous.save(update_fields=["status"])
+        declaration.supersedes = previous
+    declaration.status = DeclarationStatus.ACCEPTED
+    declaration.save()
+    return previous
+
+
+# --------------------------------------------------------------------------------------------
+# Processing
+# --------------------------------------------------------------------------------------------
+
+
+def declarations_sweep(
+    *,
+    now: dt.datetime | None = None,
+    submitted_after: dt.timedelta = dt.timedelta(minutes=10),
+    processing_after: dt.timedelta = dt.timedelta(hours=1),
+) -> int:
+    """Re-drive declarations a lost message or a crashed worker left behind; returns how many.
+
+    A declaration still submitted long after filing lost its message; one "processing" far
+    longer than any takes lost its worker (its write transaction rolled back, so no aggregate
+    of it is stored). Both go back to submitted and are enqueued again; the claim makes a
+    duplicate run harmless.
+    """
+    from licensing.tasks import declaration_process_task
+
+    now = now or timezone.now()
+    stale = list(
+        UsageDeclaration.objects.filter(
+            status=DeclarationStatus.PROCESSING, nil=False, started_at__lt=now - processing_after
+        ).values_list("pk", flat=True)
+    )
+    if stale:
+        UsageDeclaration.objects.filter(pk__in=stale, status=DeclarationStatus.PROCESSING).update(
+            status=DeclarationStatus.SUBMITTED, stage="requeued after a stopped worker", percent=0
+        )
+        logger.warning("declarations %s: worker lost, requeued", stale)
+    stuck = list(
+        UsageDeclaration.objects.filter(
+            status=DeclarationStatus.SUBMITTED, created_at__lt=now - submitted_after
+        ).values_list("pk", flat=True)
+    )
+    for declaration_id in stuck:
+        declaration_process_task.delay(declaration_id)
+    return len(stuck)
+
+
+class _Progress:
+    def __init__(self, declaration_id: int, on_progress: ProgressCallback | None) -> None:
+        self.declaration_id = declaration_id
+        self.on_progress = on_progress
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, stage: str, percent: int) -> None:
+        UsageDeclaration.objects.filter(pk=self.declaration_id).update(stage=stage, percent=percent)
+        if self.on_progress is not None:
+            self.on_progress(stage, percent)
+
+
+def declaration_process(
+    *, declaration_id: int, on_progress: ProgressCallback | None = None
+) -> UsageDeclaration | None:
+    """Run one declaration job to the end: accepted, or rejected with a reason and errors.
+
+    Claims it first (submitted -> processing in one conditional UPDATE): if another worker has
+    it, or it ran already, returns None and does nothing, so a duplicated task is harmless.
+    """
+    claimed = UsageDeclaration.objects.filter(
+        pk=declaration_id, status=DeclarationStatus.SUBMITTED
+    ).update(
+        status=DeclarationStatus.PROCESSING, started_at=timezone.now(), stage="reading", percent=0
+    )
+    if not claimed:
+        logger.info("declaration %s: not submitted any more, nothing to do", declaration_id)
+        return None
+    declaration = UsageDeclaration.objects.select_related("licence__licensee").get(
+        pk=declaration_id
+    )
+    progress = _Progress(declaration.pk, on_progress)
+    try:
+        _process(declaration, progress)
+    except DeclarationRejected as rejected:
+        _finish_rejected(declaration, rejected)
+    except Exception:
+        logger.exception("declaration %s failed unexpectedly", declaration.pk)
+        _finish_rejected(
+            declaration,
+            DeclarationRejected(
+                "The declaration could not be processed because of an internal error; nothing "
+                "was recorded. File it again later, or contact the society."
+            ),
+        )
+        raise
+    declaration.refresh_from_db()
+    return declaration
+
+
+def _process(declaration: UsageDeclaration, progress: _Progress) -> None:
+    if declaration.file_size > declaration_max_bytes():
+        raise DeclarationRejected("The file is larger than the limit.")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    progress("loading the registry", 3)
+    index, works = declaration_index_export(licence=declaration.licence)
+    timings["index"] = time.perf_counter() - started
+    # DuckDB spills to its own directory per job (its file names are not unique per process).
+    with _local_path(declaration) as path, tempfile.TemporaryDirectory(prefix="decl-") as spill:
+        result = declaration_match(
+            path,
+            index=index,
+            works=works,
+            file_format=declaration.file_format or "csv",
+            unit=declaration.unit or None,
+            on_stage=progress,
+            temp_directory=spill,
+        )
+    del index, works
+    timings.update(result.timings)
+    progress("writing", 85)
+    started = time.perf_counter()
+    with transaction.atomic():
+        Licence.objects.select_for_update().filter(pk=declaration.licence_id).first()
+        with connection.cursor() as cursor:
+            declaration_aggregates_store(cursor, declaration_id=declaration.pk, result=result)
+        _finish_accepted(declaration, result, timings)
+    timings["write"] = time.perf_counter() - started
+    UsageDeclaration.objects.filter(pk=declaration.pk).update(
+        timings={name: round(seconds, 3) for name, seconds in timings.items()}
+    )
+
+
+class _local_path:
+    """A filesystem path of the stored file (a temporary copy for remote storages)."""
+
+    def __init__(self, declaration: UsageDeclaration) -> None:
+        self.declaration = declaration
+        self.temporary: str | None = None
+
+    def __enter__(self) -> str:
+        try:
+            return self.declaration.file.path
+        except NotImplementedError:
+            handle, self.temporary = tempfile.mkstemp(suffix=".declaration")
+            with os.fdopen(handle, "wb") as out, self.declaration.file.open("rb") as source:
+                for chunk in source.chunks():
+                    out.write(chunk)
+            return self.temporary
+
+    def __exit__(self, *exc) -> None:
+        if self.temporary:
+            os.unlink(self.temporary)
+
+
+def _reserved_sql(uses: Iterable[str]) -> str:
+    chosen = [use for use in uses if use in _USES] or ["training"]
+    return " OR ".join(
+        f"COALESCE(NULLIF(w.consent_{use}, ''), c.default_consent) = 'reserved'" for use in chosen
+    )
+
+
+def declaration_index_export(*, licence: Licence) -> tuple[pa.Table, pa.Table]:
+    """The identifier index (scheme, value, work_id) and the works (work_id, reserved for the
+    licence's uses), read set-based: COPY TO on PostgreSQL, one query on SQLite."""
+    index_sql = "SELECT scheme, value, work_id FROM licensing_workidentifier"
+    works_sql = (
+        f"SELECT w.id, CASE WHEN {_reserved_sql(licence.uses or [])} THEN 1 ELSE 0 END "  # noqa: S608
+        "FROM licensing_work w JOIN licensing_catalogue c ON c.id = w.catalogue_id"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            index = _copy_out(cursor, index_sql, INDEX_SCHEMA)
+            works = _copy_out(
+                cursor, works_sql, pa.schema([("work_id", pa.int64()), ("r", pa.int8())])
+            )
+        else:
+            cursor.execute(index_sql)
+            rows = cursor.fetchall()
+            index = pa.table(
+                {name: [row[i] for row in rows] for i, name in enumerate(INDEX_SCHEMA.names)},
+                schema=INDEX_SCHEMA,
+            )
+            cursor.execute(works_sql)
+            rows = cursor.fetchall()
+            works = pa.table(
+                {"work_id": [row[0] for row in rows], "r": [row[1] for row in rows]},
+                schema=pa.schema([("work_id", pa.int64()), ("r", pa.int8())]),
+            )
+    reserved = pa.compute.equal(works.column("r"), 1)
+    works = pa.table(
+        {"work_id": works.column("work_id"), "reserved": reserved}, schema=WORKS_SCHEMA
+    )
+    return index, works
+
+
+def _copy_out(cursor, sql: str, schema: pa.Schema) -> pa.Table:
+    sink = io.BytesIO()
+    with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+        for block in copy:
+            sink.write(block)
+    if not sink.tell():
+        return schema.empty_table()
+    return pa_csv.read_csv(
+        pa.py_buffer(sink.getbuffer()),
+        read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=64 << 20),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict(zip(schema.names, schema.types, strict=True)),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def declaration_aggregates_store(cursor, *, declaration_id: int, result: MatchResult) -> None:
+    """Write the per-work and unmatched aggregates of one declaration (caller's transaction)."""
+    usage = result.work_usage
+    usage = usage.add_column(
+        0, "declaration_id", pa.array([declaration_id] * len(usage), pa.int64())
+    )
+    unmatched = result.unmatched
+    unmatched = unmatched.add_column(
+        0, "declaration_id", pa.array([declaration_id] * len(unmatched), pa.int64())
+    )
+    bulk_in = _copy_in if connection.vendor == "postgresql" else _insert_in
+    bulk_in(cursor, DeclarationWorkUsage._meta.db_table, usage)
+    bulk_in(cursor, DeclarationUnmatched._meta.db_table, unmatched)
+    # The foreign key to the work has no database constraint (see DeclarationWorkUsage):
+    # check here, set-based, that no work went away since the index was exported.
+    cursor.execute(
+        f"SELECT count(*) FROM {DeclarationWorkUsage._meta.db_table} u "  # noqa: S608
+        "WHERE u.declaration_id = %s AND NOT EXISTS "
+        "(SELECT 1 FROM licensing_work w WHERE w.id = u.work_id)",
+        [declaration_id],
+    )
+    (gone,) = cursor.fetchone()
+    if gone:
+        raise DeclarationRejected(
+            f"{gone:,} of the matched works were deleted while the declaration was being "
+            "processed; nothing was recorded. File it again."
+        )
+
+
+def _copy_in(cursor, table_name: str, table: pa.Table) -> None:
+    if not len(table):
+        return
+    names = ", ".join(table.column_names)
+    options = pa_csv.WriteOptions(include_header=False)
+    with cursor.copy(f"COPY {table_name} ({names}) FROM STDIN (FORMAT csv)") as copy:
+        for batch in table.to_batches(max_chunksize=_COPY_BATCH_ROWS):
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(pa.Table.from_batches([batch]), sink, write_options=options)
+            copy.write(memoryview(sink.getvalue()))
+
+
+def _insert_in(cursor, table_name: str, table: pa.Table) -> None:
+    if not len(table):
+        return
+    names = ", ".join(table.column_names)
+    marks = ", ".join(["%s"] * table.num_columns)
+    sql = f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608 - names are ours
+    for batch in table.to_batches(max_chunksize=_COPY_BATCH_ROWS):
+        columns = [column.to_pylist() for column in batch.columns]
+        cursor.executemany(sql, list(zip(*columns, strict=True)))
+
+
+def _finish_accepted(
+    declaration: UsageDeclaration, result: MatchResult, timings: dict[str, float]
+) -> None:
+    declaration.refresh_from_db()
+    declaration.unit = result.unit
+    declaration.lines = result.lines
+    declaration.declared_quantity = result.declared_quantity
+    declaration.matched_lines = result.matched_lines
+    declaration.matched_quantity = result.matched_quantity
+    declaration.unmatched_lines = result.unmatched_lines
+    declaration.unmatched_quantity = result.unmatched_quantity
+    declaration.reserved_lines = result.reserved_lines
+    declaration.reserved_quantity = result.reserved_quantity
+    declaration.works_matched = len(result.work_usage)
+    declaration.rows_total = declaration.rows_done = result.lines
+    declaration.stage = "done"
+    declaration.percent = 100
+    declaration.error_count = 0
+    declaration.errors = []
+    declaration.finished_at = timezone.now()
+    declaration.message = (
+        f"Accepted {result.lines:,} lines ({result.declared_quantity:,} {result.unit}): "
+        f"{result.matched_lines:,} matched to {len(result.work_usage):,} works, "
+        f"{result.unmatched_lines:,} unmatched, {result.reserved_lines:,} naming reserved works."
+    )
+    previous = _accept(declaration)
+    audit_record(
+        action="declaration.accept",
+        actor=declaration.created_by,
+        organisation=declaration.licence.licensee,
+        obj=declaration,
+        details={
+            "lines": result.lines,
+            "declared_quantity": result.declared_quantity,
+            "matched_quantity": result.matched_quantity,
+            "unmatched_quantity": result.unmatched_quantity,
+            "reserved_quantity": result.reserved_quantity,
+            "supersedes": previous.pk if previous is not None else None,
+        },
+    )
+
+
+def _defused(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _error_report(rejected: DeclarationRejected) -> bytes:
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(ERROR_REPORT_COLUMNS)
+    errors = rejected.errors
+    writer.writerows(
+        zip(
+            errors["row"].tolist(),
+            errors["column"].tolist(),
+            map(_defused, errors["value"].tolist()),
+            errors["message"].tolist(),
+            strict=True,
+        )
+    )
+    return buffer.getvalue().encode("utf-8")
+
+
+def _finish_rejected(declaration: UsageDeclaration, rejected: DeclarationRejected) -> None:
+    """Record the rejection (outside any rolled-back transaction); no aggregate exists."""
+    with transaction.atomic():
+        declaration.refresh_from_db()
+        if len(rejected.errors):
+            declaration.error_report.save(
+                f"declaration-{declaration.pk}-errors.csv",
+                ContentFile(_error_report(rejected)),
+                save=False,
+            )
+        head = rejected.errors.head(ERRORS_KEPT)
+        declaration.errors = [
+            {"row": int(row), "column": str(column), "message": str(message)}
+            for row, column, message in zip(
+                head["row"], head["column"], head["message"], strict=True
+            )
+        ]
+        declaration.error_count = rejected.error_count
+        declaration.status = DeclarationStatus.REJECTED
+        declaration.stage = "rejected"
+        declaration.percent = 100
+        declaration.message = rejected.message
+        declaration.finished_at = timezone.now()
+        declaration.save()
+        audit_record(
+            action="declaration.reject",
+            actor=declaration.created_by,
+            organisation=declaration.licence.licensee,
+            obj=declaration,
+            details={"errors": rejected.error_count, "message": rejected.message[:500]},
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+
+
+def declaration_unmatched_csv_chunks(*, declaration: UsageDeclaration) -> Iterable[bytes]:
+    """The unmatched pool of a declaration as CSV, streamed in chunks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(UNMATCHED_CSV_COLUMNS)
+    rows = (
+        DeclarationUnmatched.objects.filter(declaration=declaration)
+        .order_by("-quantity", "scheme", "identifier")
+        .values_list(*UNMATCHED_CSV_COLUMNS)
+    )
+    for count, row in enumerate(rows.iterator(chunk_size=5000), start=1):
+        scheme, identifier, valid, note, quantity, lines, title = row
+        writer.writerow(
+            [
+                scheme,
+                _defused(identifier),
+                "yes" if valid else "no",
+                note,
+                quantity,
+                lines,
+                _defused(title),
+            ]
+        )
+        if count % 5000 == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# The unmatched pool
+# --------------------------------------------------------------------------------------------
+
+
+def declaration_unmatched_match(
+    *, caller: Caller, scheme: str, identifier: str, work: Work
+) -> list[int]:
+    """Staff: the unmatched identifier is ``work``'s. Adds it to the work's identifiers (and
+    opens a conflict if that over-claims it), then re-matches the accepted declarations that
+    hold it unmatched: its usage moves, exactly, from their unmatched pool to the work (as
+    reserved usage if the work is reserved for the licence's uses). Returns their ids."""
+    if not caller.is_staff:
+        raise PermissionError_("Only society staff match unmatched usage by hand.")
+    try:
+        value = normalise(scheme, identifier)
+    except IdentifierError as exc:
+        raise LicensingError(
+            f"{identifier!r} is not a valid {scheme}: {exc.reason}.",
+            code="invalid",
+            details={"identifier": [exc.reason]},
+        ) from None
+    with transaction.atomic():
+        _, created = WorkIdentifier.objects.get_or_create(work=work, scheme=scheme, value=value)
+        if created:
+            conflict_detect(work_ids=[work.pk])
+        rows = list(
+            DeclarationUnmatched.objects.select_for_update()
+            .filter(
+                scheme=scheme,
+                identifier=value,
+                valid=True,
+                declaration__status=DeclarationStatus.ACCEPTED,
+            )
+            .select_related("declaration__licence")
+        )
+        moved = []
+        for row in rows:
+            declaration = row.declaration
+            uses = [u for u in (declaration.licence.uses or []) if u in _USES] or ["training"]
+            reserved = any(work.consent_for(use) == Consent.RESERVED for use in uses)
+            usage, _ = DeclarationWorkUsage.objects.get_or_create(
+                declaration=declaration,
+                work=work,
+                defaults={"quantity": 0, "lines": 0, "reserved": reserved},
+            )
+            DeclarationWorkUsage.objects.filter(declaration=declaration, work=work).update(
+                quantity=F("quantity") + row.quantity, lines=F("lines") + row.lines
+            )
+            bucket = "reserved" if usage.reserved else "matched"
+            UsageDeclaration.objects.filter(pk=declaration.pk).update(
+                unmatched_quantity=F("unmatched_quantity") - row.quantity,
+                unmatched_lines=F("unmatched_lines") - row.lines,
+                **{
+                    f"{bucket}_quantity": F(f"{bucket}_quantity") + row.quantity,
+                    f"{bucket}_lines": F(f"{bucket}_lines") + row.lines,
+                },
+                works_matched=DeclarationWorkUsage.objects.filter(declaration=declaration).count(),
+            )
+            row.delete()
+            moved.append(declaration.pk)
+        audit_record(
+            action="declaration.unmatched_match",
+            caller=caller,
+            obj=work,
+            details={
+                "scheme": scheme,
+                "identifier": value,
+                "identifier_added": created,
+                "declarations": moved,
+            },
+        )
+    return moved

@@ -1,0 +1,30 @@
+"""Routes of the usage declaration pages."""
+
+from django.urls import path
+
+from licensing import views_declarations as views
+
+urlpatterns = [
+    path(
+        "licences/<int:licence_id>/declarations/",
+        views.licence_declarations,
+        name="licence_declarations",
+    ),
+    path("declarations/unmatched/", views.unmatched_queue, name="declaration_unmatched_queue"),
+    path("declarations/<int:pk>/", views.declaration_detail, name="declaration_detail"),
+    path(
+        "declarations/<int:pk>/progress/",
+        views.declaration_progress,
+        name="declaration_progress",
+    ),
+    path(
+        "declarations/<int:pk>/unmatched.csv",
+        views.declaration_unmatched_csv,
+        name="declaration_unmatched_csv",
+    ),
+    path(
+        "declarations/<int:pk>/errors.csv",
+        views.declaration_errors_csv,
+        name="declaration_errors_csv",
+    ),
+]

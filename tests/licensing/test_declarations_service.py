@@ -1,0 +1,289 @@
+"""Filing and processing usage declarations through the service (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import AuditEvent
+from config.errors import DomainError
+from licensing.models import (
+    DeclarationStatus,
+    DeclarationUnmatched,
+    DeclarationWorkUsage,
+    UsageDeclaration,
+)
+from licensing.services.declarations import declaration_nil_file, period_parse
+from tests.licensing.declarations_support import (
+    ISBN_A,
+    ISBN_UNKNOWN,
+    active_licence,
+    csv_file,
+    declare,
+    repertoire,
+    usage_by_work,
+)
+from tests.licensing.factories import caller_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def works(rights_holder):
+    return repertoire(rights_holder)
+
+
+@pytest.fixture
+def licence(licensee):
+    return active_licence(licensee)
+
+
+def test_every_scheme_matches_its_work(licensee, licence, works):
+    rows = [
+        ("isbn", "0-439-02348-3", 10),
+        ("isbn", "978-0-306-40615-7", 20),
+        ("issn", "03178471", 30),
+        ("doi", "https://doi.org/10.1000/JOURNAL.ABC", 40),
+        ("isrc", "US-RC1-76-07839", 50),
+        ("iswc", "T-034.524.680-1", 60),
+        ("url", "HTTPS://Example.com:443/books/1#top", 70),
+        ("sha256", "AB" * 32, 80),
+        ("iscc", "KUAFVC5DMJJGYKZ4MQV6B6THIBBUG", 90),
+        ("work_id", str(works["a"].pk), 5),
+    ]
+    declaration = declare(licensee, licence, csv_file(rows))
+    assert declaration.status == DeclarationStatus.ACCEPTED, declaration.message
+    usage = usage_by_work(declaration)
+    assert usage[works["a"].pk] == (15, 2, False)
+    for name, quantity in [
+        ("b", 20),
+        ("issn", 30),
+        ("doi", 40),
+        ("isrc", 50),
+        ("iswc", 60),
+        ("url", 70),
+        ("sha256", 80),
+        ("iscc", 90),
+    ]:
+        assert usage[works[name].pk] == (quantity, 1, False), name
+    assert declaration.declared_quantity == declaration.matched_quantity == 455
+    assert (declaration.lines, declaration.matched_lines, declaration.works_matched) == (10, 10, 9)
+    assert declaration.unit == "tokens"
+    assert declaration.licence.licensee_id == licensee.organisation.pk
+
+
+def test_unmatched_and_reserved_usage_are_counted_apart(licensee, licence, works):
+    rows = [
+        ("isbn", ISBN_A, 7),
+        ("isbn", "978-1-86197-271-2", 5),
+        ("isbn", ISBN_UNKNOWN, 6),
+        ("isbn", "not-an-isbn", 2),
+        ("isbn", "9780140449136", 100),
+    ]
+    declaration = declare(licensee, licence, csv_file(rows, header="scheme,identifier,quantity"))
+    assert declaration.status == DeclarationStatus.ACCEPTED
+    assert (declaration.matched_quantity, declaration.unmatched_quantity) == (7, 13)
+    assert (declaration.reserved_quantity, declaration.reserved_lines) == (100, 1)
+    assert declaration.declared_quantity == 120
+    assert usage_by_work(declaration)[works["reserved"].pk] == (100, 1, True)
+    pool = {(u.identifier, u.valid): (u.quantity, u.lines) for u in declaration.unmatched.all()}
+    assert pool == {(ISBN_UNKNOWN, True): (11, 2), ("not-an-isbn", False): (2, 1)}
+
+
+def test_a_corrected_declaration_supersedes_the_previous_one(licensee, licence, works):
+    first = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5)]))
+    other_model = declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]), version="2")
+    second = declare(licensee, licence, csv_file([("isbn", ISBN_A, 8)]))
+    first.refresh_from_db()
+    other_model.refresh_from_db()
+    assert first.status == DeclarationStatus.SUPERSEDED
+    assert second.status == DeclarationStatus.ACCEPTED and second.supersedes_id == first.pk
+    assert other_model.status == DeclarationStatus.ACCEPTED
+    assert usage_by_work(first)[works["a"].pk] == (5, 1, False)  # history kept
+    accepted = UsageDeclaration.objects.filter(
+        licence=licence, status=DeclarationStatus.ACCEPTED, model_version="1"
+    )
+    assert list(accepted) == [second]
+
+
+def test_a_nil_declaration_is_explicit_and_supersedes_too(licensee, licence, works):
+    first = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5)]))
+    nil = declaration_nil_file(
+        caller=caller_of(licensee),
+        licence=licence,
+        period="2026-Q3",
+        model_name="aleph",
+        model_version="1",
+    )
+    first.refresh_from_db()
+    assert nil.nil and nil.status == DeclarationStatus.ACCEPTED and nil.declared_quantity == 0
+    assert first.status == DeclarationStatus.SUPERSEDED
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "expected"),
+    [
+        (
+            [("isbn", ISBN_A, 1, "tokens"), ("isbn", ISBN_A, 1, "bytes")],
+            "scheme,identifier,quantity,unit",
+            "mixes units",
+        ),
+        ([("isbn", ISBN_A, 1), ("ean", "1", 1)], "scheme,identifier,quantity", "1 error"),
+        ([("isbn", ISBN_A, 1), ("isbn", ISBN_A, -4)], "scheme,identifier,quantity", "1 error"),
+        ([("isbn", ISBN_A, 1), ("isbn", ISBN_A, 2.5)], "scheme,identifier,quantity", "1 error"),
+    ],
+)
+def test_a_rejected_file_writes_nothing(licensee, licence, works, rows, header, expected):
+    previous = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5)]))
+    declaration = declare(licensee, licence, csv_file(rows, header=header))
+    assert declaration.status == DeclarationStatus.REJECTED
+    assert expected in declaration.message
+    assert declaration.error_count >= 1 and declaration.errors[0]["row"] == 3
+    assert declaration.error_report
+    assert not DeclarationWorkUsage.objects.filter(declaration=declaration).exists()
+    assert not DeclarationUnmatched.objects.filter(declaration=declaration).exists()
+    previous.refresh_from_db()
+    assert previous.status == DeclarationStatus.ACCEPTED  # the rejected file superseded nothing
+
+
+def test_a_file_that_is_not_utf8_is_rejected_clearly(licensee, licence, works):
+    upload = ContentFile(
+        "scheme,identifier,quantity,title\nisbn,1,1,Café\n".encode("cp1252"), name="usage.csv"
+    )
+    declaration = declare(licensee, licence, upload)
+    assert declaration.status == DeclarationStatus.REJECTED
+    assert "not UTF-8" in declaration.message
+    assert not declaration.work_usage.exists()
+
+
+def test_a_period_outside_the_licence_term_is_refused(licensee, licence):
+    with pytest.raises(DomainError) as caught:
+        declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]), period="2027-Q2")
+    assert caught.value.code == "period_outside_term"
+    assert "outside the licence term" in caught.value.message
+    assert not UsageDeclaration.objects.exists()
+
+
+def test_a_period_overlapping_the_term_is_clipped_to_it(licensee):
+    licence = active_licence(licensee, starts=dt.date(2026, 8, 15))
+    declaration = declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]), period="2026-Q3")
+    assert (declaration.period, declaration.period_start, declaration.period_end) == (
+        "2026-Q3",
+        dt.date(2026, 8, 15),
+        dt.date(2026, 9, 30),
+    )
+    assert declaration.deadline == dt.date(2026, 10, 30)
+
+
+def test_periods_parse_as_quarters_and_months():
+    assert period_parse("2026-q4") == ("2026-Q4", dt.date(2026, 10, 1), dt.date(2026, 12, 31))
+    assert period_parse("2026-02") == ("2026-02", dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    with pytest.raises(DomainError):
+        period_parse("Q3 2026")
+
+
+def test_an_outsider_cannot_file_against_someone_elses_licence(outsider, licence):
+    with pytest.raises(DomainError) as caught:
+        declare(outsider, licence, csv_file([("isbn", ISBN_A, 1)]))
+    assert caught.value.code == "not_found"
+
+
+def test_filing_and_outcome_are_audited(licensee, licence, works):
+    declaration = declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)], gz=True))
+    assert declaration.status == DeclarationStatus.ACCEPTED
+    actions = set(
+        AuditEvent.objects.filter(object_id=str(declaration.pk)).values_list("action", flat=True)
+    )
+    assert {"declaration.file", "declaration.accept"} <= actions
+
+
+def test_the_command_files_a_declaration(licensee, licence, works, tmp_path, capsys):
+    path = tmp_path / "usage.csv"
+    path.write_text(f"scheme,identifier,quantity\nisbn,{ISBN_A},12\n")
+    call_command(
+        "declare_usage",
+        str(path),
+        licence=licence.pk,
+        period="2026-Q3",
+        model="aleph",
+        model_version="3",
+    )
+    assert "accepted" in capsys.readouterr().out
+    declaration = UsageDeclaration.objects.get(model_version="3")
+    assert usage_by_work(declaration) == {works["a"].pk: (12, 1, False)}
+    path.write_text("scheme,identifier,quantity\nisbn,x,-1\n")
+    with pytest.raises(CommandError):
+        call_command(
+            "declare_usage",
+            str(path),
+            licence=licence.pk,
+            period="2026-Q3",
+            model="aleph",
+            model_version="3",
+        )
+
+
+def test_the_sweeper_redrives_a_declaration_left_behind(licensee, licence, works):
+    from django.utils import timezone
+
+    from licensing.services.declarations import declaration_file_start, declarations_sweep
+
+    declaration = declaration_file_start(
+        caller=caller_of(licensee),
+        licence=licence,
+        period="2026-Q3",
+        model_name="aleph",
+        model_version="1",
+        uploaded_file=csv_file([("isbn", ISBN_A, 3)]),
+        enqueue=False,
+    )
+    UsageDeclaration.objects.filter(pk=declaration.pk).update(
+        status=DeclarationStatus.PROCESSING,
+        started_at=timezone.now() - dt.timedelta(hours=3),
+        created_at=timezone.now() - dt.timedelta(hours=3),
+    )
+    assert declarations_sweep() == 1  # eager Celery: processed right away
+    declaration.refresh_from_db()
+    assert declaration.status == DeclarationStatus.ACCEPTED
+    assert usage_by_work(declaration) == {works["a"].pk: (3, 1, False)}
+    assert declarations_sweep() == 0
+
+
+def test_the_command_files_a_nil_declaration(licensee, licence, capsys):
+    call_command(
+        "declare_usage",
+        licence=licence.pk,
+        period="2026-07",
+        model="aleph",
+        model_version="9",
+        nil=True,
+    )
+    declaration = UsageDeclaration.objects.get(model_version="9")
+    assert declaration.nil and declaration.status == DeclarationStatus.ACCEPTED
+    assert (declaration.period_start, declaration.period_end) == (
+        dt.date(2026, 7, 1),
+        dt.date(2026, 7, 31),
+    )
+
+
+def test_matching_unmatched_usage_to_a_reserved_work_counts_it_as_reserved(
+    licensee, operator, licence, works
+):
+    from licensing.services.declarations import declaration_unmatched_match
+
+    declaration = declare(licensee, licence, csv_file([("isbn", ISBN_UNKNOWN, 9)]))
+    moved = declaration_unmatched_match(
+        caller=caller_of(operator), scheme="isbn", identifier=ISBN_UNKNOWN, work=works["reserved"]
+    )
+    declaration.refresh_from_db()
+    assert moved == [declaration.pk]
+    assert (declaration.reserved_quantity, declaration.unmatched_quantity) == (9, 0)
+    assert usage_by_work(declaration) == {works["reserved"].pk: (9, 1, True)}
+    with pytest.raises(DomainError):
+        declaration_unmatched_match(
+            caller=caller_of(licensee), scheme="isbn", identifier=ISBN_UNKNOWN, work=works["a"]
+        )
