@@ -48,6 +48,26 @@ def test_demo_sets_up_a_society_and_running_it_twice_changes_nothing(settings):
     assert Organisation.objects.filter(kind="rights_holder").count() >= 3
     assert Organisation.objects.filter(kind="licensee").count() >= 2
     assert User.objects.filter(is_staff=True, groups__name="approver").exists()
+    from licensing.models import UsageDeclaration
+
+    accepted = UsageDeclaration.objects.filter(status="accepted")
+    assert sorted(accepted.values_list("licence__licensee__name", flat=True)) == [
+        "Aleph AI Ltd",
+        "Corvid Labs",
+    ]
+    assert UsageDeclaration.objects.count() == 2  # nothing rejected, nothing superseded
+    for declaration in accepted:
+        assert declaration.matched_quantity > 0
+        # Only the unknown ISBNs, URL and DOI: the messy spellings of known works all match.
+        assert declaration.unmatched_lines == 5
+        assert declaration.reserved_quantity > 0  # every tenth press book is reserved
+        assert (
+            declaration.matched_quantity
+            + declaration.unmatched_quantity
+            + declaration.reserved_quantity
+            == declaration.declared_quantity
+        )
+        assert f"Declaration {declaration.pk} " in text
     again = StringIO()
     call_command("demo", "--no-serve", stdout=again)
     assert (
@@ -58,6 +78,8 @@ def test_demo_sets_up_a_society_and_running_it_twice_changes_nothing(settings):
         Share.objects.count(),
     ) == counts
     assert "'Backlist': succeeded, 0 works created, 60 unchanged" in again.getvalue()
+    assert UsageDeclaration.objects.filter(status="accepted").count() == 2
+    assert UsageDeclaration.objects.count() == 2
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from accounts.demo import DEMO_PASSWORD, demo_accounts_seed
 from accounts.models import ApiKey, AuditEvent, Organisation, User
 from licensing.demo import demo_repertoire_seed
+from licensing.demo_declarations import demo_declarations_seed
 from licensing.demo_licences import demo_licences_seed, demo_stripe_start
 from licensing.templatetags.money import money_text
 
@@ -46,6 +47,9 @@ class Command(BaseCommand):
             stripe_control=stripe_server.control,
         )
 
+        self.stdout.write("Filing the licensees' usage declarations for this quarter…")
+        usage = demo_declarations_seed(licences=sales, owners=demo.owners)
+
         self.stdout.write(self.style.SUCCESS("\nBlanket demo society is ready."))
         self.stdout.write(f"  Society:        {demo.society.name} ({demo.society.code})")
         for name, organisation in demo.organisations.items():
@@ -71,6 +75,16 @@ class Command(BaseCommand):
                 f"  Licence {licence.pk} {licence.licensee.name}: {licence.product.name}, "
                 f"{licence.status} via {licence.get_payment_method_display().lower()}, "
                 f"{money_text(licence.amount_minor, licence.currency)}"
+            )
+        for declaration in usage:
+            self.stdout.write(
+                f"  Declaration {declaration.pk} {declaration.licence.licensee.name} "
+                f"{declaration.model_name} {declaration.model_version} {declaration.period}: "
+                f"{declaration.status}, {declaration.lines:,} lines, "
+                f"{declaration.declared_quantity:,} {declaration.unit or 'tokens'} declared: "
+                f"{declaration.matched_quantity:,} matched, "
+                f"{declaration.unmatched_quantity:,} unmatched, "
+                f"{declaration.reserved_quantity:,} reserved"
             )
         self.stdout.write(
             f"  Totals: {User.objects.count()} users, {Organisation.objects.count()} "
