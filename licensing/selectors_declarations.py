@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from licensing.models import DeclarationUnmatched, UsageDeclaration
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+
+from licensing.models import (
+    DeclarationStatus,
+    DeclarationUnmatched,
+    UnmatchedDismissal,
+    UsageDeclaration,
+)
 
 TOP_UNMATCHED = 20
 
@@ -52,3 +59,25 @@ def declaration_match_report(*, declaration: UsageDeclaration, top: int = TOP_UN
             for row in top_rows
         ],
     }
+
+
+def unmatched_pool_list(*, scheme: str = "", q: str = "", valid_only: bool = False):
+    """Unmatched identifiers of accepted declarations, grouped, most used first; identifiers
+    staff dismissed are left out."""
+    dismissed = UnmatchedDismissal.objects.filter(
+        scheme=OuterRef("scheme"), identifier=OuterRef("identifier")
+    )
+    rows = DeclarationUnmatched.objects.filter(
+        declaration__status=DeclarationStatus.ACCEPTED
+    ).exclude(Exists(dismissed))
+    if valid_only:
+        rows = rows.filter(valid=True)
+    if scheme:
+        rows = rows.filter(scheme=scheme)
+    if term := q.strip():
+        rows = rows.filter(Q(identifier__icontains=term) | Q(title__icontains=term))
+    return (
+        rows.values("scheme", "identifier", "valid")
+        .annotate(quantity=Sum("quantity"), lines=Sum("lines"), declarations=Count("declaration"))
+        .order_by("-quantity", "scheme", "identifier")
+    )

@@ -11,6 +11,14 @@ urlpatterns = [
         name="licence_declarations",
     ),
     path("declarations/unmatched/", views.unmatched_queue, name="declaration_unmatched_queue"),
+    path(
+        "declarations/unmatched/claims/",
+        views.unmatched_claims_review,
+        name="unmatched_claims_review",
+    ),
+    path("trueups/<int:pk>/invoice/", views.trueup_invoice, name="trueup_invoice"),
+    path("unmatched/", views.unmatched_pool, name="unmatched_pool"),
+    path("unmatched/claims/<int:pk>/", views.unmatched_claim_detail, name="unmatched_claim_detail"),
     path("declarations/<int:pk>/", views.declaration_detail, name="declaration_detail"),
     path(
         "declarations/<int:pk>/progress/",

@@ -7,26 +7,32 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Sum
+from django.db.models import Case, When
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from accounts.scoping import caller_from_request, get_scoped_or_404
+from accounts.scoping import caller_from_request, get_scoped_or_404, scope
 from config.errors import DomainError
 from licensing.forms_declarations import (
+    ClaimReviewForm,
     DeclarationUploadForm,
+    UnmatchedBulkForm,
+    UnmatchedClaimForm,
     UnmatchedMatchForm,
     UnmatchedSearchForm,
 )
 from licensing.models import (
-    DeclarationStatus,
-    DeclarationUnmatched,
+    Catalogue,
+    ClaimStatus,
     Licence,
+    TrueUp,
+    UnmatchedClaim,
     UsageDeclaration,
     Work,
 )
-from licensing.selectors_declarations import declaration_match_report
-from licensing.services import declarations
+from licensing.selectors_declarations import declaration_match_report, unmatched_pool_list
+from licensing.services import claims, declarations, trueups
 
 
 def _form_error(form, exc: DomainError) -> None:
@@ -93,9 +99,28 @@ def _context(declaration: UsageDeclaration) -> dict:
 
 @login_required
 def declaration_detail(request, pk: int):
-    return render(
-        request, "licensing/declarations/detail.html", _context(_declaration(request, pk))
-    )
+    declaration = _declaration(request, pk)
+    context = {
+        **_context(declaration),
+        "trueups": declaration.licence.trueups.select_related("payment"),
+        "can_invoice_trueups": caller_from_request(request).can_write,
+    }
+    return render(request, "licensing/declarations/detail.html", context)
+
+
+@login_required
+@require_POST
+def trueup_invoice(request, pk: int):
+    """The licensee (or staff) sends the invoice of a true-up."""
+    caller = caller_from_request(request)
+    trueup = get_scoped_or_404(TrueUp.objects.select_related("licence"), caller, pk=pk)
+    try:
+        trueups.trueup_invoice_start(caller=caller, trueup=trueup)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "True-up invoice sent: pay it from the link below.")
+    return redirect("licence_detail", pk=trueup.licence_id)
 
 
 @login_required
@@ -132,14 +157,51 @@ def declaration_errors_csv(request, pk: int):
     )
 
 
-@login_required
-def unmatched_queue(request):
-    """Staff: the unmatched identifiers of accepted declarations, most used first."""
+def _staff_caller(request):
     caller = caller_from_request(request)
     if not caller.is_staff:
         raise PermissionDenied
-    match_form = UnmatchedMatchForm(request.POST or None)
-    if request.method == "POST" and match_form.is_valid():
+    return caller
+
+
+def _bulk(request, caller, form: UnmatchedBulkForm):
+    """Match the ticked identifiers to one work, or dismiss them. Returns a redirect or None."""
+    data = form.cleaned_data
+    try:
+        if data["operation"] == "dismiss":
+            count = claims.unmatched_dismiss(
+                caller=caller, identifiers=data["selected"], reason=data["reason"]
+            )
+            messages.success(request, f"{count} identifier(s) dismissed from the queue.")
+        else:
+            work = Work.objects.filter(pk=data["work_id"]).first()
+            if work is None:
+                form.add_error("work_id", "No such work.")
+                return None
+            moved = claims.unmatched_bulk_match(
+                caller=caller, identifiers=data["selected"], work=work
+            )
+            messages.success(
+                request,
+                f"{len(data['selected'])} identifier(s) matched to “{work.title}”; "
+                f"{len(moved)} declaration(s) re-matched.",
+            )
+    except DomainError as exc:
+        _form_error(form, exc)
+        return None
+    return redirect("declaration_unmatched_queue")
+
+
+@login_required
+def unmatched_queue(request):
+    """Staff: the unmatched identifiers of accepted declarations, most used first."""
+    caller = _staff_caller(request)
+    bulk = request.method == "POST" and "operation" in request.POST
+    match_form = UnmatchedMatchForm(request.POST if request.method == "POST" and not bulk else None)
+    bulk_form = UnmatchedBulkForm(request.POST if bulk else None)
+    if bulk and bulk_form.is_valid() and (done := _bulk(request, caller, bulk_form)):
+        return done
+    if match_form.is_bound and match_form.is_valid():
         data = match_form.cleaned_data
         work = Work.objects.filter(pk=data["work_id"]).first()
         if work is None:
@@ -159,18 +221,114 @@ def unmatched_queue(request):
                 )
                 return redirect("declaration_unmatched_queue")
     search = UnmatchedSearchForm(request.GET or None)
-    rows = DeclarationUnmatched.objects.filter(declaration__status=DeclarationStatus.ACCEPTED)
-    if search.is_valid():
-        if search.cleaned_data["scheme"]:
-            rows = rows.filter(scheme=search.cleaned_data["scheme"])
-        if term := search.cleaned_data["q"].strip():
-            rows = rows.filter(identifier__icontains=term) | rows.filter(title__icontains=term)
-    grouped = (
-        rows.values("scheme", "identifier", "valid")
-        .annotate(quantity=Sum("quantity"), lines=Sum("lines"), declarations=Count("declaration"))
-        .order_by("-quantity", "scheme", "identifier")
-    )
+    terms = search.cleaned_data if search.is_valid() else {}
+    grouped = unmatched_pool_list(scheme=terms.get("scheme") or "", q=terms.get("q") or "")
     page = Paginator(grouped, 50).get_page(request.GET.get("page"))
-    context = {"page": page, "search": search, "match_form": match_form}
-    status = 400 if match_form.is_bound and match_form.errors else 200
+    context = {
+        "page": page,
+        "search": search,
+        "match_form": match_form,
+        "bulk_form": bulk_form,
+        "pending_claims": UnmatchedClaim.objects.filter(status=ClaimStatus.PENDING).count(),
+    }
+    failed = any(form.is_bound and form.errors for form in (match_form, bulk_form))
+    status = 400 if failed else 200
     return render(request, "licensing/declarations/unmatched_queue.html", context, status=status)
+
+
+@login_required
+def unmatched_claims_review(request):
+    """Staff: claims on the unmatched pool, pending first."""
+    _staff_caller(request)
+    rows = UnmatchedClaim.objects.select_related("claimant", "work").order_by(
+        Case(When(status=ClaimStatus.PENDING, then=0), default=1), "-created_at", "-pk"
+    )
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "licensing/declarations/claims_review.html",
+        {"page": page, "review_form": ClaimReviewForm()},
+    )
+
+
+def _claim(request, pk: int) -> UnmatchedClaim:
+    return get_scoped_or_404(
+        UnmatchedClaim.objects.select_related("claimant", "work", "reviewed_by"),
+        caller_from_request(request),
+        pk=pk,
+    )
+
+
+@login_required
+def unmatched_claim_detail(request, pk: int):
+    """One claim: its claimant and staff see it (others 404); staff review it here."""
+    claim = _claim(request, pk)
+    caller = caller_from_request(request)
+    form = ClaimReviewForm(request.POST or None)
+    if request.method == "POST":
+        if not caller.is_staff:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                if form.cleaned_data["decision"] == "accept":
+                    moved = claims.unmatched_claim_accept(caller=caller, claim=claim)
+                    messages.success(request, f"Accepted; {len(moved)} declaration(s) re-matched.")
+                else:
+                    claims.unmatched_claim_reject(
+                        caller=caller, claim=claim, reason=form.cleaned_data["reason"]
+                    )
+                    messages.success(request, "Rejected.")
+            except DomainError as exc:
+                _form_error(form, exc)
+            else:
+                return redirect("unmatched_claim_detail", pk=claim.pk)
+    context = {"claim": claim, "form": form, "can_review": caller.is_staff}
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "licensing/declarations/claim_detail.html", context, status=status)
+
+
+@login_required
+def unmatched_pool(request):
+    """Rights holders: unmatched identifiers to search and claim, and their own claims."""
+    caller = caller_from_request(request)
+    form = UnmatchedClaimForm(
+        request.POST or None,
+        initial=request.GET.dict(),
+        catalogues=scope(Catalogue.objects.all(), caller),
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        work = None
+        if data["work_id"]:
+            work = scope(Work.objects.all(), caller).filter(pk=data["work_id"]).first()
+        if data["work_id"] and work is None:
+            form.add_error("work_id", "No such work among yours.")
+        else:
+            try:
+                claim = claims.unmatched_claim_create(
+                    caller=caller,
+                    scheme=data["scheme"],
+                    identifier=data["identifier"],
+                    work=work,
+                    new_work=form.new_work(),
+                    note=data["note"],
+                )
+            except DomainError as exc:
+                _form_error(form, exc)
+            else:
+                messages.success(request, "Claim sent; the society will review it.")
+                return redirect("unmatched_claim_detail", pk=claim.pk)
+    search = UnmatchedSearchForm(request.GET or None)
+    terms = search.cleaned_data if search.is_valid() else {}
+    pool = unmatched_pool_list(
+        scheme=terms.get("scheme") or "", q=terms.get("q") or "", valid_only=True
+    )
+    context = {
+        "page": Paginator(pool, 50).get_page(request.GET.get("page")),
+        "search": search,
+        "form": form,
+        "can_write": caller.can_write,
+        "my_claims": scope(UnmatchedClaim.objects.select_related("work"), caller)[:100],
+    }
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "licensing/declarations/unmatched_pool.html", context, status=status)

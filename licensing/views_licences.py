@@ -154,6 +154,8 @@ def licence_detail(request, pk: int):
         "licence": licence,
         "payments": licence.payments.order_by("-created_at"),
         "certificate": Certificate.objects.filter(licence=licence).first(),
+        "trueups": licence.trueups.select_related("payment"),
+        "can_invoice_trueups": caller.can_write,
         "payable": licence.status in (LicenceStatus.QUOTED, LicenceStatus.PENDING_PAYMENT),
         "can_pay": caller.can_write and _is_licensee(caller),
         "offline_form": forms.OfflinePaymentForm(

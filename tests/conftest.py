@@ -21,6 +21,14 @@ pytest_plugins = ["stripe_local.pytest_fixtures"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true"}
 
+# CI explores the same examples on every run (a red build is reproducible, never a fluke of
+# the seed); locally hypothesis keeps exploring new ones and remembers what failed.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
+
 
 def skip_or_fail(reason: str) -> None:
     """A missing service skips a test locally, and fails it in CI, where everything must run."""

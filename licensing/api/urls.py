@@ -2,12 +2,16 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from licensing.api import views
+from licensing.api.claim_views import UnmatchedClaimViewSet
+from licensing.api.trueup_views import TrueUpViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("catalogues", views.CatalogueViewSet, basename="catalogue")
 router.register("works", views.WorkViewSet, basename="work")
 router.register("conflicts", views.ConflictViewSet, basename="conflict")
 router.register("reservations", views.ReservationViewSet, basename="reservation")
+router.register("unmatched-claims", UnmatchedClaimViewSet, basename="unmatched-claim")
+router.register("trueups", TrueUpViewSet, basename="trueup")
 
 urlpatterns = [
     path("registry/check", views.RegistryCheckView.as_view(), name="registry-check"),

@@ -1,5 +1,10 @@
 """The licensing app's models: the repertoire, licences with their payments, usage declarations."""
 
+from licensing.models.claims import (  # noqa: F401
+    ClaimStatus,
+    UnmatchedClaim,
+    UnmatchedDismissal,
+)
 from licensing.models.declarations import (  # noqa: F401
     DeclarationStatus,
     DeclarationUnmatched,
@@ -43,3 +48,4 @@ from licensing.models.repertoire import (  # noqa: F401
     WorkIdentifier,
     WorkStatus,
 )
+from licensing.models.trueups import TrueUp, TrueUpStatus  # noqa: F401

@@ -65,6 +65,7 @@ from licensing.models import (
     WorkIdentifier,
 )
 from licensing.services.conflicts import conflict_detect
+from licensing.services.trueups import trueup_check
 
 logger = logging.getLogger(__name__)
 
@@ -619,6 +620,7 @@ def _finish_accepted(
         f"{result.unmatched_lines:,} unmatched, {result.reserved_lines:,} naming reserved works."
     )
     previous = _accept(declaration)
+    trueup_check(declaration=declaration)
     audit_record(
         action="declaration.accept",
         actor=declaration.created_by,

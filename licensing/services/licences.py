@@ -35,6 +35,8 @@ from licensing.models import (
     PaymentStatus,
     Quote,
     Refund,
+    TrueUp,
+    TrueUpStatus,
 )
 from licensing.services.certificates import certificate_issue, certificate_revoke
 from licensing.services.products import product_tariff
@@ -403,7 +405,16 @@ def payment_succeeded(
         ):
             return payment
         _payment_received_book(payment=payment, via=via, net_minor=net_minor, fee_minor=fee_minor)
-        if payment.status == PaymentStatus.SUCCEEDED:
+        if TrueUp.objects.filter(payment=payment).exists():  # a true-up: the licence is active
+            if flipped:
+                TrueUp.objects.filter(payment=payment).update(status=TrueUpStatus.PAID)
+                audit_record(
+                    action="trueup.paid",
+                    organisation=payment.licence.licensee,
+                    obj=payment,
+                    details={"licence": payment.licence_id},
+                )
+        elif payment.status == PaymentStatus.SUCCEEDED:
             licence = licence_activate(payment=payment)
             paid_twice = licence.payments.filter(
                 status__in=(PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
@@ -524,7 +535,7 @@ def payment_refund(*, caller: Caller, payment: Payment, amount_minor: int) -> Re
 
 def refund_record(*, payment: Payment, stripe_refund_id: str, amount_minor: int) -> Refund:
     """Record and book one Stripe refund, once per refund id: Dr deferred revenue, Cr cash.
-    A full refund cancels the licence and revokes its certificate."""
+    A full refund cancels the licence and revokes its certificate (a true-up's does not)."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         refund, created = Refund.objects.get_or_create(
@@ -556,7 +567,8 @@ def refund_record(*, payment: Payment, stripe_refund_id: str, amount_minor: int)
             description=f"Licence {payment.licence_id}: refund {stripe_refund_id}",
             effective_date=timezone.localdate(),
         )
-        if full:
+        # Refunding a true-up gives back the overrun's price; the licence itself stands.
+        if full and not TrueUp.objects.filter(payment=payment).exists():
             licence_cancel_refunded(licence=payment.licence)
     return refund
 

@@ -1,0 +1,76 @@
+"""True-ups: visible to the licensee and staff (others 404); either invoices one."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.scoping import ScopedViewMixin
+from licensing.models import Payment, TrueUp
+from licensing.services.trueups import trueup_invoice_start, trueup_waive
+
+
+class TrueUpSerializer(serializers.ModelSerializer):
+    invoice_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrueUp
+        fields = [
+            "id",
+            "licence",
+            "declaration",
+            "quote",
+            "declared_volume",
+            "tier_paid",
+            "tier_due",
+            "price_paid_minor",
+            "price_due_minor",
+            "amount_due_minor",
+            "currency",
+            "status",
+            "payment",
+            "invoice_url",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_invoice_url(self, obj) -> str:
+        return obj.payment.invoice_url if obj.payment_id else ""
+
+
+class TrueUpPaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Payment
+        fields = ["id", "status", "amount_minor", "currency", "invoice_id", "invoice_url"]
+        read_only_fields = fields
+
+
+class TrueUpWaiveSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="Why the true-up is waived (audited).")
+
+
+class TrueUpViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """True-ups owed where accepted token declarations overran the tier paid for."""
+
+    serializer_class = TrueUpSerializer
+    filterset_fields = ["licence", "status"]
+
+    def base_queryset(self):
+        return TrueUp.objects.select_related("payment")
+
+    @extend_schema(request=None, responses=TrueUpPaymentSerializer)
+    @action(detail=True, methods=["post"])
+    def invoice(self, request, pk=None):
+        payment = trueup_invoice_start(caller=self.caller, trueup=self.get_object())
+        return Response(TrueUpPaymentSerializer(payment).data)
+
+    @extend_schema(request=TrueUpWaiveSerializer, responses=TrueUpSerializer)
+    @action(detail=True, methods=["post"])
+    def waive(self, request, pk=None):
+        trueup = self.get_object()
+        data = TrueUpWaiveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        trueup_waive(caller=self.caller, trueup=trueup, reason=data.validated_data["reason"])
+        return Response(TrueUpSerializer(self.base_queryset().get(pk=trueup.pk)).data)
