@@ -37,7 +37,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.scoping import Caller
@@ -65,6 +65,7 @@ from licensing.models import (
     WorkIdentifier,
 )
 from licensing.services.conflicts import conflict_detect
+from licensing.services.jobs import jobs_sweep
 from licensing.services.trueups import trueup_check
 
 logger = logging.getLogger(__name__)
@@ -346,34 +347,20 @@ def declarations_sweep(
     submitted_after: dt.timedelta = dt.timedelta(minutes=10),
     processing_after: dt.timedelta = dt.timedelta(hours=1),
 ) -> int:
-    """Re-drive declarations a lost message or a crashed worker left behind; returns how many.
-
-    A declaration still submitted long after filing lost its message; one "processing" far
-    longer than any takes lost its worker (its write transaction rolled back, so no aggregate
-    of it is stored). Both go back to submitted and are enqueued again; the claim makes a
-    duplicate run harmless.
-    """
+    """Re-drive declarations a lost message or a stopped worker left behind (see
+    `licensing.services.jobs`); returns how many were enqueued. Nil declarations never run."""
     from licensing.tasks import declaration_process_task
 
-    now = now or timezone.now()
-    stale = list(
-        UsageDeclaration.objects.filter(
-            status=DeclarationStatus.PROCESSING, nil=False, started_at__lt=now - processing_after
-        ).values_list("pk", flat=True)
+    return jobs_sweep(
+        model=UsageDeclaration,
+        waiting=DeclarationStatus.SUBMITTED,
+        running=DeclarationStatus.PROCESSING,
+        enqueue=declaration_process_task.delay,
+        now=now,
+        waiting_after=submitted_after,
+        running_after=processing_after,
+        only=Q(nil=False),
     )
-    if stale:
-        UsageDeclaration.objects.filter(pk__in=stale, status=DeclarationStatus.PROCESSING).update(
-            status=DeclarationStatus.SUBMITTED, stage="requeued after a stopped worker", percent=0
-        )
-        logger.warning("declarations %s: worker lost, requeued", stale)
-    stuck = list(
-        UsageDeclaration.objects.filter(
-            status=DeclarationStatus.SUBMITTED, created_at__lt=now - submitted_after
-        ).values_list("pk", flat=True)
-    )
-    for declaration_id in stuck:
-        declaration_process_task.delay(declaration_id)
-    return len(stuck)
 
 
 class _Progress:

@@ -48,6 +48,7 @@ from licensing.importing.validate import (
 )
 from licensing.models import Catalogue, CatalogueImport, ImportMode, JobStatus
 from licensing.services.conflicts import conflict_detect
+from licensing.services.jobs import jobs_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -167,33 +168,19 @@ def catalogue_imports_sweep(
     pending_after: timedelta = timedelta(minutes=10),
     running_after: timedelta = timedelta(hours=2),
 ) -> int:
-    """Re-drive import jobs a lost message or a crashed worker left behind; returns how many.
-
-    The database is the source of truth: a job still pending long after its upload lost its
-    message, and a job "running" far longer than any import takes lost its worker (its write
-    transaction rolled back, so nothing of it is stored). Both go back to pending and are
-    enqueued again; running a job twice is harmless (the claim, and re-imports change nothing).
-    """
+    """Re-drive import jobs a lost message or a stopped worker left behind (see
+    `licensing.services.jobs`); returns how many were enqueued."""
     from licensing.tasks import catalogue_import_run_task
 
-    now = now or timezone.now()
-    stale_running = CatalogueImport.objects.filter(
-        status=JobStatus.RUNNING, started_at__lt=now - running_after
+    return jobs_sweep(
+        model=CatalogueImport,
+        waiting=JobStatus.PENDING,
+        running=JobStatus.RUNNING,
+        enqueue=catalogue_import_run_task.delay,
+        now=now,
+        waiting_after=pending_after,
+        running_after=running_after,
     )
-    ids = list(stale_running.values_list("pk", flat=True))
-    reset = CatalogueImport.objects.filter(pk__in=ids, status=JobStatus.RUNNING).update(
-        status=JobStatus.PENDING, stage="requeued after a stopped worker", percent=0
-    )
-    if reset:
-        logger.warning("catalogue imports %s: worker lost, requeued", ids)
-    stuck = list(
-        CatalogueImport.objects.filter(
-            status=JobStatus.PENDING, created_at__lt=now - pending_after
-        ).values_list("pk", flat=True)
-    )
-    for job_id in stuck:
-        catalogue_import_run_task.delay(job_id)
-    return len(stuck)
 
 
 # --------------------------------------------------------------------------------------------
