@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django import forms
 
-from licensing.models import LicenceProduct
+from licensing.models import DeclarationPeriod, LicenceProduct
 
 
 def _minor(value: Decimal) -> int:
@@ -63,6 +63,16 @@ class ProductForm(forms.Form):
     )
     territory = forms.CharField(max_length=200, initial="WORLD")
     term_months = forms.IntegerField(min_value=1, max_value=120, initial=12)
+    declaration_period = forms.ChoiceField(
+        choices=DeclarationPeriod.choices,
+        initial=DeclarationPeriod.QUARTER,
+        required=False,
+        help_text="How often licensees declare what they trained on (default quarterly).",
+    )
+
+    def clean_declaration_period(self) -> str:
+        return self.cleaned_data.get("declaration_period") or DeclarationPeriod.QUARTER
+
     currency = forms.RegexField(r"^[A-Za-z]{3}$", initial="EUR")
     minimum_fee = MoneyField(initial=Decimal(0))
     ai_revenue_share_bp = forms.IntegerField(

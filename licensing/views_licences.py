@@ -387,6 +387,7 @@ def product_edit(request, pk: int):
         "uses": product.uses,
         "territory": product.territory,
         "term_months": product.term_months,
+        "declaration_period": product.declaration_period,
         "currency": product.currency,
         "minimum_fee": _major(product.minimum_fee_minor),
         "ai_revenue_share_bp": product.ai_revenue_share_bp,

@@ -201,6 +201,7 @@ SPECTACULAR_SETTINGS = {
         "ConsentEnum": "licensing.models.Consent",
         "UseEnum": "licensing.models.Use",
         "ImportModeEnum": "licensing.models.ImportMode",
+        "DeclarationPeriodEnum": "licensing.models.DeclarationPeriod",
     },
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from licensing.models import (
+    DeclarationPeriod,
     Licence,
     LicenceProduct,
     MediaType,
@@ -42,6 +43,7 @@ class ProductSerializer(serializers.ModelSerializer):
             "media_types",
             "territory",
             "term_months",
+            "declaration_period",
             "currency",
             "minimum_fee_minor",
             "ai_revenue_share_bp",
@@ -62,6 +64,7 @@ class ProductWriteSerializer(serializers.Serializer):
     )
     territory = serializers.CharField(max_length=200, required=False)
     term_months = serializers.IntegerField(min_value=1, max_value=120, required=False)
+    declaration_period = serializers.ChoiceField(choices=DeclarationPeriod.choices, required=False)
     currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False)
     minimum_fee_minor = serializers.IntegerField(min_value=0, required=False)
     ai_revenue_share_bp = serializers.IntegerField(

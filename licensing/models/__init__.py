@@ -14,6 +14,7 @@ from licensing.models.declarations import (  # noqa: F401
 )
 from licensing.models.licences import (  # noqa: F401
     Certificate,
+    DeclarationPeriod,
     Licence,
     LicenceProduct,
     LicenceStatus,

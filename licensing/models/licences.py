@@ -13,6 +13,11 @@ from django.utils import timezone
 from accounts.models import Organisation, User
 
 
+class DeclarationPeriod(models.TextChoices):
+    QUARTER = "quarter", "Quarterly"
+    MONTH = "month", "Monthly"
+
+
 class LicenceProduct(models.Model):
     """A blanket licence the society sells, with its tariff (tiers below)."""
 
@@ -25,6 +30,12 @@ class LicenceProduct(models.Model):
         max_length=200, default="WORLD", help_text="WORLD or ISO 3166 codes, comma-separated"
     )
     term_months = models.PositiveSmallIntegerField(default=12)
+    declaration_period = models.CharField(
+        max_length=10,
+        choices=DeclarationPeriod.choices,
+        default=DeclarationPeriod.QUARTER,
+        help_text="How often licensees declare usage: calendar quarters or months.",
+    )
     currency = models.CharField(max_length=3, default="EUR")
     minimum_fee_minor = models.BigIntegerField(default=0)
     ai_revenue_share_bp = models.PositiveIntegerField(

@@ -119,6 +119,15 @@ def period_parse(text: str) -> tuple[str, dt.date, dt.date]:
 
 def _licence_period(licence: Licence, period: str) -> tuple[str, dt.date, dt.date]:
     label, start, end = period_parse(period)
+    wanted = licence.product.declaration_period
+    if ("-Q" in label) != (wanted == "quarter"):
+        example = "2026-Q3" if wanted == "quarter" else "2026-07"
+        raise LicensingError(
+            f"{licence.product.name} is declared by {wanted}: give a period such as {example}, "
+            f"not {label}.",
+            code="wrong_period",
+            details={"period": [f"One {wanted}, e.g. {example}."]},
+        )
     if licence.starts_on is None or licence.ends_on is None:
         raise LicensingError("The licence has no term yet.", code="licence_not_active")
     if end < licence.starts_on or start > licence.ends_on:

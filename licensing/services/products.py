@@ -22,6 +22,7 @@ PRODUCT_FIELDS = (
     "media_types",
     "territory",
     "term_months",
+    "declaration_period",
     "currency",
     "minimum_fee_minor",
     "ai_revenue_share_bp",

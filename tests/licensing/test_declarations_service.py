@@ -15,6 +15,7 @@ from licensing.models import (
     DeclarationStatus,
     DeclarationUnmatched,
     DeclarationWorkUsage,
+    LicenceProduct,
     UsageDeclaration,
 )
 from licensing.services.declarations import declaration_nil_file, period_parse
@@ -254,6 +255,7 @@ def test_the_sweeper_redrives_a_declaration_left_behind(licensee, licence, works
 
 
 def test_the_command_files_a_nil_declaration(licensee, licence, capsys):
+    LicenceProduct.objects.filter(pk=licence.product_id).update(declaration_period="month")
     call_command(
         "declare_usage",
         licence=licence.pk,
@@ -287,3 +289,19 @@ def test_matching_unmatched_usage_to_a_reserved_work_counts_it_as_reserved(
         declaration_unmatched_match(
             caller=caller_of(licensee), scheme="isbn", identifier=ISBN_UNKNOWN, work=works["a"]
         )
+
+
+def test_the_period_follows_the_products_declaration_frequency(licensee, licence):
+    """Quarterly products take quarters (2026-Q3), monthly products months (2026-07)."""
+    from licensing.errors import LicensingError
+    from licensing.services.declarations import _licence_period
+
+    assert _licence_period(licence, "2026-Q3")[0] == "2026-Q3"
+    with pytest.raises(LicensingError, match="declared by quarter: give a period such as 2026-Q3"):
+        _licence_period(licence, "2026-07")
+    LicenceProduct.objects.filter(pk=licence.product_id).update(declaration_period="month")
+    licence.refresh_from_db()
+    licence.product.refresh_from_db()
+    assert _licence_period(licence, "2026-07")[0] == "2026-07"
+    with pytest.raises(LicensingError, match="declared by month"):
+        _licence_period(licence, "2026-Q3")

@@ -12,7 +12,8 @@ from tests.stripe_local.helpers import connected_account_create, events_of
 
 
 def test_onboarding_through_the_hosted_page_enables_the_account(
-        stripe_client, stripe_client_factory, local_stripe_control):
+    stripe_client, stripe_client_factory, local_stripe_control
+):
     account = connected_account_create(stripe_client, local_stripe_control, onboarded=False)
     assert (account.details_submitted, account.payouts_enabled) == (False, False)
     assert account.requirements.disabled_reason == "requirements.past_due"
@@ -20,21 +21,33 @@ def test_onboarding_through_the_hosted_page_enables_the_account(
     assert account.capabilities.transfers == "inactive"
     assert account.metadata["organisation_id"] == "7"
 
-    link = stripe_client.v1.account_links.create({
-        "account": account.id, "type": "account_onboarding",
-        "refresh_url": "https://blanket.test/payouts/refresh",
-        "return_url": "https://blanket.test/payouts/return",
-    })
+    link = stripe_client.v1.account_links.create(
+        {
+            "account": account.id,
+            "type": "account_onboarding",
+            "refresh_url": "https://blanket.test/payouts/refresh",
+            "return_url": "https://blanket.test/payouts/return",
+        }
+    )
     page = requests.get(link.url, timeout=5)
     assert page.status_code == 200
     assert account.id in page.text
     token = parse_qs(urlparse(link.url).query)["link"][0]
-    done = requests.post(link.url.split("?")[0], data={"link": token, "action": "submit",
-                                                       "business_name": "Ada Lovelace",
-                                                       "iban": "DE89370400440532013000"},
-                         allow_redirects=False, timeout=5)
+    done = requests.post(
+        link.url.split("?")[0],
+        data={
+            "link": token,
+            "action": "submit",
+            "business_name": "Ada Lovelace",
+            "iban": "DE89370400440532013000",
+        },
+        allow_redirects=False,
+        timeout=5,
+    )
     assert (done.status_code, done.headers["Location"]) == (
-        303, "https://blanket.test/payouts/return")
+        303,
+        "https://blanket.test/payouts/return",
+    )
     # an account link is single-use: opening it again sends the browser to refresh_url
     reused = requests.get(link.url, allow_redirects=False, timeout=5)
     assert reused.headers["Location"] == "https://blanket.test/payouts/refresh"
@@ -53,28 +66,39 @@ def test_onboarding_through_the_hosted_page_enables_the_account(
 
 
 def test_transfer_draws_on_available_balance_and_fails_when_short(
-        stripe_client, stripe_client_factory, local_stripe_control):
+    stripe_client, stripe_client_factory, local_stripe_control
+):
     account = connected_account_create(stripe_client, local_stripe_control)
     local_stripe_control.balance_fund(10000, "eur")
-    transfer = stripe_client.v1.transfers.create({
-        "amount": 6000, "currency": "eur", "destination": account.id,
-        "transfer_group": "cycle-2026Q1", "metadata": {"payout_id": "501"},
-    }, {"idempotency_key": "payout:501"})
+    transfer = stripe_client.v1.transfers.create(
+        {
+            "amount": 6000,
+            "currency": "eur",
+            "destination": account.id,
+            "transfer_group": "cycle-2026Q1",
+            "metadata": {"payout_id": "501"},
+        },
+        {"idempotency_key": "payout:501"},
+    )
     assert (transfer.amount, transfer.destination, transfer.reversed) == (6000, account.id, False)
     platform_txn = stripe_client.v1.balance_transactions.retrieve(transfer.balance_transaction)
     assert (platform_txn.type, platform_txn.amount, platform_txn.source) == (
-        "transfer", -6000, transfer.id)
+        "transfer",
+        -6000,
+        transfer.id,
+    )
     balance = stripe_client.v1.balance.retrieve()
     assert [(b.currency, b.amount) for b in balance.available] == [("eur", 4000)]
     connected = stripe_client_factory(stripe_account=account.id)
     assert [(b.currency, b.amount) for b in connected.v1.balance.retrieve().available] == [
-        ("eur", 6000)]
-    assert [e.data.object.id for e in events_of(stripe_client, "transfer.created")] == [
-        transfer.id]
+        ("eur", 6000)
+    ]
+    assert [e.data.object.id for e in events_of(stripe_client, "transfer.created")] == [transfer.id]
 
     with pytest.raises(stripe.InvalidRequestError) as short:
         stripe_client.v1.transfers.create(
-            {"amount": 4001, "currency": "eur", "destination": account.id})
+            {"amount": 4001, "currency": "eur", "destination": account.id}
+        )
     assert (short.value.http_status, short.value.code) == (400, "balance_insufficient")
     assert short.value.error.type == "invalid_request_error"
     found = stripe_client.v1.transfers.list({"transfer_group": "cycle-2026Q1"})
@@ -82,7 +106,8 @@ def test_transfer_draws_on_available_balance_and_fails_when_short(
 
 
 def test_pending_card_funds_cannot_be_transferred_until_released(
-        stripe_client, local_stripe_control):
+    stripe_client, local_stripe_control
+):
     from tests.stripe_local.helpers import checkout_session_create
 
     account = connected_account_create(stripe_client, local_stripe_control)
@@ -99,27 +124,36 @@ def test_pending_card_funds_cannot_be_transferred_until_released(
 def test_restricted_or_deleted_destinations_are_refused(stripe_client, local_stripe_control):
     account = connected_account_create(stripe_client, local_stripe_control)
     local_stripe_control.balance_fund(10000, "eur")
-    local_stripe_control.account_restrict(account.id, disabled_reason="requirements.past_due",
-                                          currently_due=["individual.verification.document"])
+    local_stripe_control.account_restrict(
+        account.id,
+        disabled_reason="requirements.past_due",
+        currently_due=["individual.verification.document"],
+    )
     restricted = stripe_client.v1.accounts.retrieve(account.id)
     assert (restricted.payouts_enabled, restricted.requirements.disabled_reason) == (
-        False, "requirements.past_due")
+        False,
+        "requirements.past_due",
+    )
     with pytest.raises(stripe.InvalidRequestError) as refused:
         stripe_client.v1.transfers.create(
-            {"amount": 100, "currency": "eur", "destination": account.id})
+            {"amount": 100, "currency": "eur", "destination": account.id}
+        )
     assert refused.value.code == "insufficient_capabilities_for_transfer"
     assert stripe_client.v1.accounts.delete(account.id).deleted is True
     with pytest.raises(stripe.InvalidRequestError, match="No such destination"):
         stripe_client.v1.transfers.create(
-            {"amount": 100, "currency": "eur", "destination": account.id})
+            {"amount": 100, "currency": "eur", "destination": account.id}
+        )
 
 
-def test_reversal_returns_funds_to_the_platform(stripe_client, stripe_client_factory,
-                                                local_stripe_control):
+def test_reversal_returns_funds_to_the_platform(
+    stripe_client, stripe_client_factory, local_stripe_control
+):
     account = connected_account_create(stripe_client, local_stripe_control)
     local_stripe_control.balance_fund(10000, "eur")
     transfer = stripe_client.v1.transfers.create(
-        {"amount": 3000, "currency": "eur", "destination": account.id})
+        {"amount": 3000, "currency": "eur", "destination": account.id}
+    )
     reversal = stripe_client.v1.transfers.reversals.create(transfer.id, {"amount": 1000})
     assert (reversal.amount, reversal.transfer) == (1000, transfer.id)
     transfer = stripe_client.v1.transfers.retrieve(transfer.id)
@@ -132,12 +166,14 @@ def test_reversal_returns_funds_to_the_platform(stripe_client, stripe_client_fac
     assert reversed_event.data.previous_attributes.amount_reversed == 0
 
 
-def test_payout_paid_then_failed_returns_the_funds(stripe_client, stripe_client_factory,
-                                                   local_stripe_control):
+def test_payout_paid_then_failed_returns_the_funds(
+    stripe_client, stripe_client_factory, local_stripe_control
+):
     account = connected_account_create(stripe_client, local_stripe_control)
     local_stripe_control.balance_fund(10000, "eur")
     stripe_client.v1.transfers.create(
-        {"amount": 5000, "currency": "eur", "destination": account.id})
+        {"amount": 5000, "currency": "eur", "destination": account.id}
+    )
     connected = stripe_client_factory(stripe_account=account.id)
     payout = connected.v1.payouts.create({"amount": 5000, "currency": "eur"})
     assert (payout.status, payout.automatic) == ("pending", False)
@@ -154,17 +190,23 @@ def test_payout_paid_then_failed_returns_the_funds(stripe_client, stripe_client_
     assert connected.v1.balance.retrieve().available[0].amount == 5000
     events = list(connected.v1.events.list({"type": "payout.*"}).auto_paging_iter())
     assert [(e.type, e.account) for e in reversed(events)] == [
-        ("payout.created", account.id), ("payout.paid", account.id),
-        ("payout.failed", account.id)]
+        ("payout.created", account.id),
+        ("payout.paid", account.id),
+        ("payout.failed", account.id),
+    ]
 
 
-def test_automatic_payout_lists_what_it_carried(stripe_client, stripe_client_factory,
-                                                local_stripe_control):
+def test_automatic_payout_lists_what_it_carried(
+    stripe_client, stripe_client_factory, local_stripe_control
+):
     account = connected_account_create(stripe_client, local_stripe_control)
     local_stripe_control.balance_fund(10000, "eur")
-    transfers = [stripe_client.v1.transfers.create(
-        {"amount": amount, "currency": "eur", "destination": account.id})
-        for amount in (1200, 800)]
+    transfers = [
+        stripe_client.v1.transfers.create(
+            {"amount": amount, "currency": "eur", "destination": account.id}
+        )
+        for amount in (1200, 800)
+    ]
     [payout] = local_stripe_control.account_automatic_payout(account.id)
     assert (payout["amount"], payout["automatic"]) == (2000, True)
     connected = stripe_client_factory(stripe_account=account.id)

@@ -10,15 +10,17 @@ from tests.stripe_local.helpers import checkout_session_create
 def test_events_filter_by_type_wildcard_and_created(stripe_client, local_stripe_control):
     before = int(time.time())
     for n in range(12):
-        stripe_client.v1.customers.create({"email": f"c{n}@ai.example"},
-                                          {"idempotency_key": f"cust-{n}"})
+        stripe_client.v1.customers.create(
+            {"email": f"c{n}@ai.example"}, {"idempotency_key": f"cust-{n}"}
+        )
     session = checkout_session_create(stripe_client)
     local_stripe_control.checkout_session_pay(session.id)
 
     page = stripe_client.v1.events.list({"type": "customer.created", "limit": 5})
     assert (len(page.data), page.has_more, page.url) == (5, True, "/v1/events")
-    every = list(stripe_client.v1.events.list(
-        {"type": "customer.created", "limit": 5}).auto_paging_iter())
+    every = list(
+        stripe_client.v1.events.list({"type": "customer.created", "limit": 5}).auto_paging_iter()
+    )
     assert len(every) == 12
     assert len({e.id for e in every}) == 12
     # newest first, and each event says which API request caused it

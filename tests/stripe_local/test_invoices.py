@@ -11,14 +11,24 @@ from tests.stripe_local.helpers import events_of
 
 def _open_invoice(client, *, amount=250000, days=30):
     customer = client.v1.customers.create({"email": "finance@ai.example", "name": "AI Co"})
-    invoice = client.v1.invoices.create({
-        "customer": customer.id, "collection_method": "send_invoice", "days_until_due": days,
-        "currency": "eur", "metadata": {"licence_id": "77"},
-    })
-    client.v1.invoice_items.create({
-        "customer": customer.id, "invoice": invoice.id, "amount": amount, "currency": "eur",
-        "description": "Blanket licence, 12 months",
-    })
+    invoice = client.v1.invoices.create(
+        {
+            "customer": customer.id,
+            "collection_method": "send_invoice",
+            "days_until_due": days,
+            "currency": "eur",
+            "metadata": {"licence_id": "77"},
+        }
+    )
+    client.v1.invoice_items.create(
+        {
+            "customer": customer.id,
+            "invoice": invoice.id,
+            "amount": amount,
+            "currency": "eur",
+            "description": "Blanket licence, 12 months",
+        }
+    )
     invoice = client.v1.invoices.finalize_invoice(invoice.id)
     return customer, invoice
 
@@ -38,15 +48,26 @@ def test_invoice_sent_then_paid_late_emits_events_in_order(stripe_client, local_
 
     assert result["status"] == "succeeded"
     paid = stripe_client.v1.invoices.retrieve(
-        invoice.id, {"expand": ["payments.data.payment.payment_intent.latest_charge"]})
+        invoice.id, {"expand": ["payments.data.payment.payment_intent.latest_charge"]}
+    )
     assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 250000, 0)
     assert paid.status_transitions.paid_at > overdue["due_date"]
     charge = paid.payments.data[0].payment.payment_intent.latest_charge
     assert (charge.amount, charge.status) == (250000, "succeeded")
-    types = [e.type for e in reversed(list(stripe_client.v1.events.list(
-        {"type": "invoice.*"}).auto_paging_iter()))]
-    assert types == ["invoice.created", "invoice.finalized", "invoice.sent", "invoice.overdue",
-                     "invoice.payment_succeeded", "invoice.paid"]
+    types = [
+        e.type
+        for e in reversed(
+            list(stripe_client.v1.events.list({"type": "invoice.*"}).auto_paging_iter())
+        )
+    ]
+    assert types == [
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.sent",
+        "invoice.overdue",
+        "invoice.payment_succeeded",
+        "invoice.paid",
+    ]
     assert events_of(stripe_client, "invoice.paid")[0].data.object.metadata["licence_id"] == "77"
 
 
@@ -67,8 +88,7 @@ def test_hosted_invoice_page_pays(stripe_client):
     _, invoice = _open_invoice(stripe_client, amount=9900)
     page = requests.get(invoice.hosted_invoice_url, timeout=5)
     assert "99.00 EUR" in page.text
-    paid = requests.post(invoice.hosted_invoice_url, data={"card": "4242424242424242"},
-                         timeout=5)
+    paid = requests.post(invoice.hosted_invoice_url, data={"card": "4242424242424242"}, timeout=5)
     assert paid.status_code == 200
     assert "has been paid" in paid.text
     assert stripe_client.v1.invoices.retrieve(invoice.id).status == "paid"
@@ -92,5 +112,6 @@ def test_paid_out_of_band_and_void(stripe_client):
 def test_send_invoice_requires_days_until_due(stripe_client):
     customer = stripe_client.v1.customers.create({"email": "x@ai.example"})
     with pytest.raises(stripe.InvalidRequestError, match="days_until_due"):
-        stripe_client.v1.invoices.create({"customer": customer.id,
-                                          "collection_method": "send_invoice"})
+        stripe_client.v1.invoices.create(
+            {"customer": customer.id, "collection_method": "send_invoice"}
+        )

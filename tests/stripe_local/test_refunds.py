@@ -18,7 +18,8 @@ def test_partial_then_full_refund(stripe_client, local_stripe_control):
     intent_id = _paid_intent(stripe_client, local_stripe_control)
 
     partial = stripe_client.v1.refunds.create(
-        {"payment_intent": intent_id, "amount": 3000, "metadata": {"reason": "scope"}})
+        {"payment_intent": intent_id, "amount": 3000, "metadata": {"reason": "scope"}}
+    )
     rest = stripe_client.v1.refunds.create({"payment_intent": intent_id})
 
     assert (partial.amount, partial.status, rest.amount) == (3000, "succeeded", 7000)
@@ -27,7 +28,12 @@ def test_partial_then_full_refund(stripe_client, local_stripe_control):
     assert sorted(r.amount for r in charge.refunds.data) == [3000, 7000]
     txn = stripe_client.v1.balance_transactions.retrieve(partial.balance_transaction)
     assert (txn.amount, txn.fee, txn.net, txn.type, txn.source) == (
-        -3000, 0, -3000, "refund", partial.id)
+        -3000,
+        0,
+        -3000,
+        "refund",
+        partial.id,
+    )
     refunded = events_of(stripe_client, "charge.refunded")
     assert [e.data.object.amount_refunded for e in reversed(refunded)] == [3000, 10000]
     assert refunded[-1].data.previous_attributes.amount_refunded == 0

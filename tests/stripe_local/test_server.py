@@ -16,8 +16,12 @@ from tests.stripe_local.helpers import connected_account_create
 def test_concurrent_retries_with_one_key_make_one_transfer(stripe_client, local_stripe_control):
     account = connected_account_create(stripe_client, local_stripe_control)
     local_stripe_control.balance_fund(100000, "eur")
-    params = {"amount": 700, "currency": "eur", "destination": account.id,
-              "metadata": {"payout_id": "1"}}
+    params = {
+        "amount": 700,
+        "currency": "eur",
+        "destination": account.id,
+        "metadata": {"payout_id": "1"},
+    }
 
     def send(_: int) -> str:
         return stripe_client.v1.transfers.create(params, {"idempotency_key": "payout:1"}).id
@@ -38,7 +42,8 @@ def test_concurrent_transfers_never_overdraw_the_balance(stripe_client, local_st
         try:
             stripe_client.v1.transfers.create(
                 {"amount": 1000, "currency": "eur", "destination": account.id},
-                {"idempotency_key": f"payout:{n}"})
+                {"idempotency_key": f"payout:{n}"},
+            )
         except stripe.InvalidRequestError as exc:
             assert exc.code == "balance_insufficient"
             return False
@@ -53,8 +58,8 @@ def test_concurrent_transfers_never_overdraw_the_balance(stripe_client, local_st
 
 def test_cli_serves_until_stopped():
     process = subprocess.Popen(
-        [sys.executable, "-m", "stripe_local", "--port", "0"],
-        stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "stripe_local", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         first = process.stdout.readline()

@@ -21,14 +21,21 @@ def _paid_session(client, control):
 
 
 def test_deliveries_verify_with_construct_event(
-        stripe_client, local_stripe_control, stripe_webhook_recorder):
+    stripe_client, local_stripe_control, stripe_webhook_recorder
+):
     session = _paid_session(stripe_client, local_stripe_control)
 
-    events = [stripe.Webhook.construct_event(r.body, r.signature, WEBHOOK_SECRET)
-              for r in stripe_webhook_recorder.received]
+    events = [
+        stripe.Webhook.construct_event(r.body, r.signature, WEBHOOK_SECRET)
+        for r in stripe_webhook_recorder.received
+    ]
     types = [e.type for e in events]
-    assert types == ["payment_intent.created", "charge.succeeded", "payment_intent.succeeded",
-                     "checkout.session.completed"]
+    assert types == [
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+    ]
     completed = events[-1]
     assert completed.data.object.id == session.id
     assert completed.data.object.payment_status == "paid"
@@ -38,7 +45,8 @@ def test_deliveries_verify_with_construct_event(
 
 
 def test_wrong_secret_tampered_body_and_stale_timestamp_are_refused(
-        stripe_client, local_stripe_control, stripe_webhook_recorder):
+    stripe_client, local_stripe_control, stripe_webhook_recorder
+):
     _paid_session(stripe_client, local_stripe_control)
     delivery = stripe_webhook_recorder.received[-1]
 
@@ -55,14 +63,16 @@ def test_wrong_secret_tampered_body_and_stale_timestamp_are_refused(
 
 def test_sdk_accepts_future_timestamps_so_the_receiver_must_refuse_them(local_stripe):
     """stripe-python only rejects *old* timestamps; Blanket's receiver adds the future check."""
-    payload = json.dumps({"id": "evt_future", "object": "event", "type": "ping",
-                          "data": {"object": {}}})
+    payload = json.dumps(
+        {"id": "evt_future", "object": "event", "type": "ping", "data": {"object": {}}}
+    )
     future = signature_header(payload, WEBHOOK_SECRET, timestamp=int(time.time()) + 3600)
     assert stripe.Webhook.construct_event(payload, future, WEBHOOK_SECRET).id == "evt_future"
 
 
 def test_failed_deliveries_are_retried_a_bounded_number_of_times(
-        stripe_client, local_stripe_control, stripe_webhook_recorder):
+    stripe_client, local_stripe_control, stripe_webhook_recorder
+):
     local_stripe_control.webhooks_configure(max_attempts=3, retry_delay=0.01)
     stripe_webhook_recorder.fail_next(500, 500)
     stripe_client.v1.customers.create({"email": "x@ai.example"})
@@ -78,7 +88,8 @@ def test_failed_deliveries_are_retried_a_bounded_number_of_times(
 
 
 def test_held_events_flush_reversed_and_duplicated(
-        stripe_client, local_stripe_control, stripe_webhook_recorder):
+    stripe_client, local_stripe_control, stripe_webhook_recorder
+):
     local_stripe_control.webhooks_hold()
     session = checkout_session_create(stripe_client)
     local_stripe_control.checkout_session_pay(session.id)
@@ -87,8 +98,12 @@ def test_held_events_flush_reversed_and_duplicated(
     assert [h["type"] for h in held][-1] == "checkout.session.completed"
     # what a Django test client would POST: already signed
     signed = held[0]
-    assert stripe.Webhook.construct_event(signed["payload"], signed["headers"]["Stripe-Signature"],
-                                          WEBHOOK_SECRET).type == held[0]["type"]
+    assert (
+        stripe.Webhook.construct_event(
+            signed["payload"], signed["headers"]["Stripe-Signature"], WEBHOOK_SECRET
+        ).type
+        == held[0]["type"]
+    )
 
     deliveries = local_stripe_control.webhooks_flush(order="reverse", duplicate=True)
 
@@ -100,19 +115,23 @@ def test_held_events_flush_reversed_and_duplicated(
 
 
 def test_connect_endpoints_receive_only_connected_account_events(
-        stripe_client, local_stripe_control, stripe_webhook_recorder):
+    stripe_client, local_stripe_control, stripe_webhook_recorder
+):
     from stripe_local.recorder import WebhookRecorder
 
     connect = WebhookRecorder().start()
     try:
-        local_stripe_control.webhook_endpoint_create(connect.url, secret="whsec_connect",
-                                                     connect=True)
+        local_stripe_control.webhook_endpoint_create(
+            connect.url, secret="whsec_connect", connect=True
+        )
         account = stripe_client.v1.accounts.create({"type": "express"})
         stripe_client.v1.customers.create({"email": "x@ai.example"})
         local_stripe_control.account_complete_onboarding(account.id)
         assert local_stripe_control.webhooks_wait()
-        events = [stripe.Webhook.construct_event(r.body, r.signature, "whsec_connect")
-                  for r in connect.received]
+        events = [
+            stripe.Webhook.construct_event(r.body, r.signature, "whsec_connect")
+            for r in connect.received
+        ]
         assert [(e.type, e.account) for e in events] == [("account.updated", account.id)]
         assert events[0].data.object.payouts_enabled is True
         assert events[0].data.previous_attributes.payouts_enabled is False

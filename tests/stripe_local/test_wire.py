@@ -23,8 +23,10 @@ def test_nested_keys_decode_into_dicts_and_lists():
     assert decode_form(raw) == {
         "mode": "payment",
         "line_items": [
-            {"price_data": {"unit_amount": "1500", "product_data": {"name": "Licence"}},
-             "quantity": "2"},
+            {
+                "price_data": {"unit_amount": "1500", "product_data": {"name": "Licence"}},
+                "quantity": "2",
+            },
             {"quantity": "1"},
         ],
         "metadata": {"licence_id": "7"},
