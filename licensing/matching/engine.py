@@ -304,19 +304,31 @@ def _read_summed(
     """One streaming pass over the file: table ``raw``, the lines summed per (scheme,
     declared identifier), with what the validation needs (bad quantities, units seen). The
     lines themselves are never held. Returns (lines, whether every quantity is valid)."""
-    unit = "lower(trim(unit))" if "unit" in columns else "NULL::VARCHAR"
-    title = f"min(left(title, {TITLE_MAX}))" if "title" in columns else "NULL::VARCHAR"
+    # The optional columns are aggregated only when the file has them: without them they are
+    # NULL constants, since min/max over NULLs cost about 1.3 of 4 seconds on 10M lines with
+    # 2.8M distinct identifiers. ``raw`` has the same columns either way.
+    inner, outer = [], []
+    if "unit" in columns:
+        inner.append("min(lower(trim(unit))) AS unit_min, max(lower(trim(unit))) AS unit_max")
+        outer.append("min(unit_min) AS unit_min, max(unit_max) AS unit_max")
+    else:
+        outer.append("NULL::VARCHAR AS unit_min, NULL::VARCHAR AS unit_max")
+    if "title" in columns:
+        inner.append(f"min(left(title, {TITLE_MAX})) AS title")
+        outer.append("min(title) AS title")
+    else:
+        outer.append("NULL::VARCHAR AS title")
+    inner_sql = "".join(f", {part}" for part in inner)
     # Grouped by the declared text first (cheap), then by the scheme as written in any case.
     with _read_errors("jsonl" if source.startswith("read_json") else "csv"):
         db.execute(
             "CREATE TABLE raw AS SELECT lower(trim(scheme)) AS scheme, identifier, "
             "sum(quantity)::HUGEINT AS quantity, sum(lines)::BIGINT AS lines, "
-            "sum(bad_quantity)::BIGINT AS bad_quantity, min(unit_min) AS unit_min, "
-            "max(unit_max) AS unit_max, min(title) AS title FROM ("
+            f"sum(bad_quantity)::BIGINT AS bad_quantity, {', '.join(outer)} FROM ("
             "  SELECT scheme, identifier, sum(TRY_CAST(quantity AS BIGINT)) AS quantity, "
             "  count(*) AS lines, "
-            f"  count(*) FILTER (WHERE NOT coalesce({_QUANTITY_OK}, false)) AS bad_quantity, "
-            f"  min({unit}) AS unit_min, max({unit}) AS unit_max, {title} AS title "
+            f"  count(*) FILTER (WHERE NOT coalesce({_QUANTITY_OK}, false)) AS bad_quantity"
+            f"  {inner_sql} "
             f"  FROM (SELECT {_columns_sql(columns)} FROM {source}) GROUP BY scheme, identifier"
             ") GROUP BY ALL",
             [path],

@@ -548,7 +548,14 @@ def declaration_aggregates_store(cursor, *, declaration_id: int, result: MatchRe
     unmatched = unmatched.add_column(
         0, "declaration_id", pa.array([declaration_id] * len(unmatched), pa.int64())
     )
-    bulk_in = _copy_in if connection.vendor == "postgresql" else _insert_in
+    if connection.vendor == "postgresql":
+        bulk_in = _copy_in
+        # In the order of the (scheme, identifier) index: the B-tree inserts then walk the
+        # index once instead of jumping about it (about 0.5 s less for 0.4M rows). Pages and
+        # exports order these rows by their values, never by id.
+        unmatched = unmatched.sort_by([("scheme", "ascending"), ("identifier", "ascending")])
+    else:
+        bulk_in = _insert_in
     bulk_in(cursor, DeclarationWorkUsage._meta.db_table, usage)
     bulk_in(cursor, DeclarationUnmatched._meta.db_table, unmatched)
     # The foreign key to the work has no database constraint (see DeclarationWorkUsage):
