@@ -10,16 +10,18 @@ import io
 
 from licensing.importing.validate import Validation
 
-__all__ = ["ERROR_REPORT_COLUMNS", "error_report_csv"]
+__all__ = ["ERROR_REPORT_COLUMNS", "csv_cell_defused", "error_report_csv"]
 
 ERROR_REPORT_COLUMNS = ("row", "column", "value", "message")
 # A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _defused(value: str) -> str:
-    """A cell a spreadsheet would run as a formula is shown with a leading apostrophe."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+def csv_cell_defused(value: object) -> str:
+    """A cell a spreadsheet would run as a formula is shown with a leading apostrophe (CSV
+    injection); every CSV export of user-supplied text goes through this."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def error_report_csv(validation: Validation, *, skipped: bool) -> bytes:
@@ -34,7 +36,7 @@ def error_report_csv(validation: Validation, *, skipped: bool) -> bytes:
         zip(
             errors["row"].tolist(),
             errors["column"].tolist(),
-            map(_defused, errors["value"].tolist()),
+            map(csv_cell_defused, errors["value"].tolist()),
             errors["message"].tolist(),
             strict=True,
         )
@@ -46,7 +48,7 @@ def error_report_csv(validation: Validation, *, skipped: bool) -> bytes:
                 [
                     int(row),
                     "work_ref",
-                    _defused(str(work_ref)),
+                    csv_cell_defused(str(work_ref)),
                     f"work skipped, not imported: it has errors on {label} {error_rows}",
                 ]
             )

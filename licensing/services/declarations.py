@@ -45,6 +45,7 @@ from accounts.services import audit_record
 from config.errors import PermissionError_
 from licensing.errors import ImportFileError, LicensingError
 from licensing.identifiers import IdentifierError, normalise
+from licensing.importing.report import csv_cell_defused
 from licensing.matching import (
     INDEX_SCHEMA,
     WORKS_SCHEMA,
@@ -79,7 +80,6 @@ _COPY_BATCH_ROWS = 200_000
 _USES = ("training", "fine_tuning", "rag")
 _QUARTER_RE = re.compile(r"(\d{4})-?Q([1-4])", re.IGNORECASE)
 _MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -640,11 +640,6 @@ def _finish_accepted(
     )
 
 
-def _defused(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def _error_report(rejected: DeclarationRejected) -> bytes:
     buffer = io.StringIO()
     buffer.write("\ufeff")
@@ -655,7 +650,7 @@ def _error_report(rejected: DeclarationRejected) -> bytes:
         zip(
             errors["row"].tolist(),
             errors["column"].tolist(),
-            map(_defused, errors["value"].tolist()),
+            map(csv_cell_defused, errors["value"].tolist()),
             errors["message"].tolist(),
             strict=True,
         )
@@ -716,12 +711,12 @@ def declaration_unmatched_csv_chunks(*, declaration: UsageDeclaration) -> Iterab
         writer.writerow(
             [
                 scheme,
-                _defused(identifier),
+                csv_cell_defused(identifier),
                 "yes" if valid else "no",
                 note,
                 quantity,
                 lines,
-                _defused(title),
+                csv_cell_defused(title),
             ]
         )
         if count % 5000 == 0:
