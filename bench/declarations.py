@@ -14,6 +14,10 @@ each naming a registry work at random (so identifiers repeat, about ten lines pe
 5% naming ISBNs that are in no catalogue; 80% plain ISBN-13s, 10% hyphenated ISBN-13s, 10%
 ISBN-10s (half hyphenated); quantities 1..100,000 tokens.
 
+``--reservations N`` registers N identifier reservations (opt-outs) for training on the ISBNs
+of the unknown range (in no catalogue) before filing, and N // 2 on registry works, so the
+matcher also holds lines (reserved usage without a work, and works made reserved).
+
 The declaration is filed with ``declaration_file_start`` (which streams the file into the
 media storage) and processed with ``declaration_process``, as the Celery task would. Prints
 lines/second per stage (index export, parse, validate, normalise, match, aggregate, write),
@@ -260,6 +264,38 @@ def registry_load(*, works: int, seed: int):
     )
 
 
+def reservations_load(*, count: int, works: int, organisation_id: int) -> None:
+    """Replace the registered reservations with ``count`` identifier reservations on unknown
+    ISBNs and ``count // 2`` on registry works (COPY)."""
+    from django.db import connection, transaction
+
+    unknown = UNKNOWN_BASE + np.arange(min(count, works), dtype=np.int64)
+    known = REGISTRY_BASE + np.arange(0, works, max(1, works // max(1, count // 2)))[: count // 2]
+    values = pa.concat_arrays([isbn13(unknown), isbn13(known.astype(np.int64))])
+    n = len(values)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM licensing_reservation")
+        _copy(
+            cursor,
+            "licensing_reservation",
+            "kind, scheme, value, uses, organisation_id, email, nonce, created_at",
+            pa.table(
+                {
+                    "kind": pa.array(np.full(n, "identifier", dtype=object), pa.string()),
+                    "scheme": pa.array(np.full(n, "isbn", dtype=object), pa.string()),
+                    "value": values,
+                    "uses": pa.array(np.full(n, '["training"]', dtype=object), pa.string()),
+                    "organisation_id": np.full(n, organisation_id),
+                    "email": pa.array(np.full(n, "", dtype=object), pa.string()),
+                    "nonce": pa.array(np.full(n, "", dtype=object), pa.string()),
+                    "created_at": pa.array(np.full(n, now, dtype=object), pa.string()),
+                }
+            ),
+        )
+        cursor.execute("ANALYZE licensing_reservation")
+
+
 # ------------------------------------------------------------------------------------------
 # The run
 # ------------------------------------------------------------------------------------------
@@ -273,6 +309,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--reuse-database", action="store_true")
     parser.add_argument("--keep-file", help="write the generated file here and keep it")
+    parser.add_argument(
+        "--reservations", type=int, default=0, help="identifier reservations to register"
+    )
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="blanket-bench-decl-")
@@ -306,6 +345,12 @@ def main() -> None:
         print(f"Loaded {args.works:,} works with COPY in {time.perf_counter() - started:.1f} s")
     else:
         licence = Licence.objects.get(product__code="bench")
+    if args.reservations:
+        from licensing.models import Catalogue
+
+        holder = Catalogue.objects.filter(name="Bench").values_list("owner_id", flat=True).first()
+        reservations_load(count=args.reservations, works=args.works, organisation_id=holder)
+        print(f"Registered {args.reservations + args.reservations // 2:,} reservations")
     print(
         f"Database: {connection.settings_dict['NAME']} on {connection.settings_dict['HOST']}; "
         f"{os.cpu_count()} CPUs"

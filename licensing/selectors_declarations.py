@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from licensing.models import (
+    DeclarationReservedIdentifier,
     DeclarationStatus,
     DeclarationUnmatched,
     UnmatchedDismissal,
@@ -36,6 +37,11 @@ def declaration_match_report(*, declaration: UsageDeclaration, top: int = TOP_UN
     top_rows = DeclarationUnmatched.objects.filter(declaration=declaration).order_by(
         "-quantity", "scheme", "identifier"
     )[:top]
+    held_rows = (
+        DeclarationReservedIdentifier.objects.filter(declaration=declaration)
+        .select_related("reservation")
+        .order_by("-quantity", "scheme", "identifier")[:top]
+    )
     return {
         "declaration": declaration.pk,
         "status": declaration.status,
@@ -57,6 +63,27 @@ def declaration_match_report(*, declaration: UsageDeclaration, top: int = TOP_UN
                 "title": row.title,
             }
             for row in top_rows
+        ],
+        # Usage held by a registered reservation (identifier, URL prefix, domain) that named
+        # no work: part of "reserved", flagged for compliance.
+        "top_reserved_identifiers": [
+            {
+                "scheme": row.scheme,
+                "identifier": row.identifier,
+                "quantity": row.quantity,
+                "lines": row.lines,
+                "title": row.title,
+                "reservation": (
+                    {
+                        "id": row.reservation.pk,
+                        "kind": row.reservation.kind,
+                        "value": row.reservation.value,
+                    }
+                    if row.reservation is not None
+                    else None
+                ),
+            }
+            for row in held_rows
         ],
     }
 

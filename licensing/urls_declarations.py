@@ -17,6 +17,7 @@ urlpatterns = [
         name="unmatched_claims_review",
     ),
     path("trueups/<int:pk>/invoice/", views.trueup_invoice, name="trueup_invoice"),
+    path("trueups/<int:pk>/pay/card/", views.trueup_pay_card, name="trueup_pay_card"),
     path("unmatched/", views.unmatched_pool, name="unmatched_pool"),
     path("unmatched/claims/<int:pk>/", views.unmatched_claim_detail, name="unmatched_claim_detail"),
     path("declarations/<int:pk>/", views.declaration_detail, name="declaration_detail"),

@@ -124,6 +124,22 @@ def trueup_invoice(request, pk: int):
 
 
 @login_required
+@require_POST
+def trueup_pay_card(request, pk: int):
+    """The licensee (or staff) pays a true-up by card: off to Stripe Checkout."""
+    caller = caller_from_request(request)
+    trueup = get_scoped_or_404(TrueUp.objects.select_related("licence"), caller, pk=pk)
+    try:
+        payment = trueups.trueup_checkout_start(
+            caller=caller, trueup=trueup, return_base_url=request.build_absolute_uri("/")
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("licence_detail", pk=trueup.licence_id)
+    return redirect(payment.checkout_url)
+
+
+@login_required
 def declaration_progress(request, pk: int):
     """The partial htmx polls every second while the declaration is processed."""
     return render(

@@ -150,6 +150,11 @@ def licence_detail(request, pk: int):
     licence = _licence_or_404(request, pk)
     if request.GET.get("checkout") == "cancelled":
         messages.info(request, "Payment cancelled: nothing was charged. Pay when you are ready.")
+    elif request.GET.get("checkout") == "trueup_paid":
+        messages.info(
+            request,
+            "Thank you: the true-up shows as paid below once Stripe confirms the payment.",
+        )
     context = {
         "licence": licence,
         "payments": licence.payments.order_by("-created_at"),

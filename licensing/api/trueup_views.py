@@ -1,4 +1,5 @@
-"""True-ups: visible to the licensee and staff (others 404); either invoices one."""
+"""True-ups: visible to the licensee and staff (others 404); either pays one, by invoice or by
+card (Stripe Checkout)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rest_framework.response import Response
 
 from accounts.scoping import ScopedViewMixin
 from licensing.models import Payment, TrueUp
-from licensing.services.trueups import trueup_invoice_start, trueup_waive
+from licensing.services.trueups import trueup_checkout_start, trueup_invoice_start, trueup_waive
 
 
 class TrueUpSerializer(serializers.ModelSerializer):
@@ -32,6 +33,8 @@ class TrueUpSerializer(serializers.ModelSerializer):
             "status",
             "payment",
             "invoice_url",
+            "reason",
+            "closed_at",
             "created_at",
         ]
         read_only_fields = fields
@@ -43,8 +46,23 @@ class TrueUpSerializer(serializers.ModelSerializer):
 class TrueUpPaymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Payment
-        fields = ["id", "status", "amount_minor", "currency", "invoice_id", "invoice_url"]
+        fields = [
+            "id",
+            "method",
+            "status",
+            "amount_minor",
+            "currency",
+            "invoice_id",
+            "invoice_url",
+            "checkout_session_id",
+            "checkout_url",
+        ]
         read_only_fields = fields
+
+
+class TrueUpCheckoutSerializer(serializers.Serializer):
+    payment = TrueUpPaymentSerializer()
+    checkout_url = serializers.URLField()
 
 
 class TrueUpWaiveSerializer(serializers.Serializer):
@@ -65,6 +83,18 @@ class TrueUpViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     def invoice(self, request, pk=None):
         payment = trueup_invoice_start(caller=self.caller, trueup=self.get_object())
         return Response(TrueUpPaymentSerializer(payment).data)
+
+    @extend_schema(request=None, responses=TrueUpCheckoutSerializer)
+    @action(detail=True, methods=["post"])
+    def checkout(self, request, pk=None):
+        """Pay by card: a Stripe Checkout Session; send the buyer to ``checkout_url``."""
+        payment = trueup_checkout_start(caller=self.caller, trueup=self.get_object())
+        return Response(
+            {
+                "payment": TrueUpPaymentSerializer(payment).data,
+                "checkout_url": payment.checkout_url,
+            }
+        )
 
     @extend_schema(request=TrueUpWaiveSerializer, responses=TrueUpSerializer)
     @action(detail=True, methods=["post"])

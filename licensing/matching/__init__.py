@@ -2,6 +2,7 @@
 
 from licensing.matching.engine import (  # noqa: F401
     INDEX_SCHEMA,
+    RESERVATIONS_SCHEMA,
     SCHEMES,
     UNITS,
     WORKS_SCHEMA,

@@ -21,9 +21,16 @@ integer totals out. Everything runs set-based in an embedded DuckDB:
    themselves). ``work_id`` values are work ids: digits, leading zeros ignored. An identifier
    that does not validate is not an error of the file: its usage is unmatched, kept under the
    declared text with the reason.
-4. match - the normalised identifiers are joined with the identifier index (scheme, value,
+4. hold - the valid identifiers covered by a registered reservation (opt-out) in force for
+   the licence's uses (``reservations``: the caller passes only those): an identifier
+   reservation on exactly that (scheme, normalised value); for ``url`` lines, a URL-prefix
+   reservation that is a prefix of the normalised URL (joined on the URL's origin first, then
+   compared), or a domain reservation equal to the URL's host or to a parent domain of it
+   (the host's suffixes are exploded and joined by equality). All equi-joins.
+5. match - the normalised identifiers are joined with the identifier index (scheme, value,
    work_id) and the works (work_id, reserved).
-5. aggregate - per work, and per unmatched (scheme, identifier).
+6. aggregate - per work, per unmatched (scheme, identifier), and per held (scheme,
+   identifier) that matched no work.
 
 Accounting, exactly: every line's quantity is in exactly one of matched, reserved, unmatched.
 An identifier carried by several works (co-claimed by different holders) has its total
@@ -32,6 +39,14 @@ ties to the lower work id (``q // k`` each, and one more to the first ``q % k`` 
 parts sum to ``q``. A work's part is reserved usage if the work is reserved, else matched. The
 identifier's lines count as matched if any of its works is licensed, else as reserved; on
 each work, ``lines`` is the number of lines naming it.
+
+Reservations: a work named by a held identifier is reserved in this declaration, all of its
+usage (the reservation covers the content, whichever identifier the licensee named it by;
+one row per work keeps "reserved" a property of the work's row). A held identifier that
+matches no work is reserved usage too, never unmatched: it is returned in
+``reserved_unmatched`` (with the lowest id of the reservations covering it), not in
+``unmatched``, so the unmatched pool holds only what someone may still claim and
+matched + unmatched + reserved == declared, in lines and in quantity.
 """
 
 from __future__ import annotations
@@ -55,6 +70,7 @@ __all__ = [
     "ERRORS_COLLECTED",
     "INDEX_SCHEMA",
     "MAX_QUANTITY",
+    "RESERVATIONS_SCHEMA",
     "SCHEMES",
     "UNITS",
     "WORKS_SCHEMA",
@@ -75,6 +91,14 @@ IDENTIFIER_MAX = 2000
 
 INDEX_SCHEMA = pa.schema([("scheme", pa.string()), ("value", pa.string()), ("work_id", pa.int64())])
 WORKS_SCHEMA = pa.schema([("work_id", pa.int64()), ("reserved", pa.bool_())])
+RESERVATIONS_SCHEMA = pa.schema(
+    [
+        ("reservation_id", pa.int64()),
+        ("kind", pa.string()),  # identifier | url_prefix | domain
+        ("scheme", pa.string()),  # identifier reservations; else empty
+        ("value", pa.string()),  # normalised identifier, normalised URL, or domain
+    ]
+)
 
 StageCallback = Callable[[str, int], None]
 
@@ -105,6 +129,7 @@ class MatchResult:
     reserved_quantity: int
     work_usage: pa.Table  # work_id, quantity, lines, reserved
     unmatched: pa.Table  # scheme, identifier, valid, note, quantity, lines, title
+    reserved_unmatched: pa.Table  # scheme, identifier, quantity, lines, title, reservation_id
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -168,6 +193,7 @@ def declaration_match(
     *,
     index: pa.Table,
     works: pa.Table,
+    reservations: pa.Table | None = None,
     file_format: str = "csv",
     unit: str | None = None,
     on_stage: StageCallback | None = None,
@@ -176,8 +202,10 @@ def declaration_match(
     temp_directory: str | None = None,
 ) -> MatchResult:
     """Match the declaration file at ``path`` against ``index`` (scheme, value, work_id) and
-    ``works`` (work_id, reserved). ``unit``: the unit the declaration was filed with, which
-    the file's ``unit`` column (if any) must agree with; without either it is tokens.
+    ``works`` (work_id, reserved). ``reservations`` (``RESERVATIONS_SCHEMA``): the
+    reservations in force for the licence's uses. ``unit``: the unit the declaration was
+    filed with, which the file's ``unit`` column (if any) must agree with; without either it
+    is tokens.
 
     Raises ``DeclarationRejected`` when the file cannot be accepted.
     """
@@ -227,6 +255,7 @@ def declaration_match(
         done("normalise")
 
         stage("matching", 60)
+        _hold(db, reservations)
         _match(db)
         done("match")
 
@@ -530,22 +559,79 @@ def _normalise(db: duckdb.DuckDBPyConnection) -> None:
     db.execute("DROP TABLE raw")
 
 
+# The origin (scheme://host[:port]) and the host of a normalised URL (no IPv6 literal).
+_URL_ORIGIN = "regexp_extract({0}, '^[a-z]+://[^/?#]+')"
+_URL_HOST = "regexp_extract({0}, '^[a-z]+://([^/:?#\\[\\]]+)', 1)"
+
+
+def _hold(db: duckdb.DuckDBPyConnection, reservations: pa.Table | None) -> None:
+    """Table ``held``: the valid (scheme, identifier) of ``canon`` covered by a reservation,
+    with the lowest id of those covering it. Each kind is one equi-join, run only when the
+    reservations have that kind."""
+    empty = "SELECT NULL::VARCHAR AS scheme, NULL::VARCHAR AS identifier, NULL::BIGINT AS rid"
+    kinds: set[str] = set()
+    if reservations is not None and len(reservations):
+        db.register("resv", reservations)
+        kinds = {row[0] for row in db.execute("SELECT DISTINCT kind FROM resv").fetchall()}
+    parts = []
+    if "identifier" in kinds:
+        parts.append(
+            "SELECT c.scheme, c.identifier, r.reservation_id AS rid FROM canon c "
+            "JOIN resv r ON r.kind = 'identifier' AND r.scheme = c.scheme "
+            "AND r.value = c.identifier WHERE c.valid"
+        )
+    if "url_prefix" in kinds:
+        parts.append(
+            "SELECT c.scheme, c.identifier, r.reservation_id AS rid FROM ("
+            f"  SELECT scheme, identifier, {_URL_ORIGIN.format('identifier')} AS origin "
+            "  FROM canon WHERE valid AND scheme = 'url') c "
+            "JOIN ("
+            f"  SELECT reservation_id, value, {_URL_ORIGIN.format('value')} AS origin "
+            "  FROM resv WHERE kind = 'url_prefix') r "
+            "ON r.origin = c.origin AND starts_with(c.identifier, r.value)"
+        )
+    if "domain" in kinds:
+        parts.append(
+            "SELECT c.scheme, c.identifier, r.reservation_id AS rid FROM ("
+            "  SELECT scheme, identifier, unnest(list_transform(range(len(labels)), "
+            "    lambda i: array_to_string(labels[i + 1:], '.'))) AS domain FROM ("
+            f"    SELECT scheme, identifier, string_split({_URL_HOST.format('identifier')}, '.') "
+            "    AS labels FROM canon WHERE valid AND scheme = 'url')) c "
+            "JOIN resv r ON r.kind = 'domain' AND r.value = c.domain"
+        )
+    union = " UNION ALL ".join(parts) if parts else empty
+    db.execute(
+        "CREATE TABLE held AS SELECT scheme, identifier, min(rid) AS reservation_id "
+        f"FROM ({union}) WHERE identifier IS NOT NULL GROUP BY scheme, identifier"
+    )
+    if reservations is not None and len(reservations):
+        db.unregister("resv")
+
+
 def _match(db: duckdb.DuckDBPyConnection) -> None:
-    """Table ``hits``: one row per (identifier, work) with the work's exact part."""
+    """Table ``hits``: one row per (identifier, work) with the work's exact part. A work named
+    by a held identifier is reserved (all its rows)."""
     db.execute(
         "CREATE TABLE hits AS "
         "WITH joined AS ("
         "  SELECT c.scheme, c.identifier, c.quantity, c.lines, i.work_id, w.reserved, "
+        "    h.identifier IS NOT NULL AS held, "
         "    count(*) OVER (PARTITION BY c.scheme, c.identifier) AS k, "
         "    row_number() OVER (PARTITION BY c.scheme, c.identifier ORDER BY i.work_id) AS rk "
         "  FROM canon c "
         "  JOIN idx i ON i.scheme = c.scheme AND i.value = c.identifier "
         "  JOIN works_in w ON w.work_id = i.work_id "
+        "  LEFT JOIN held h ON h.scheme = c.scheme AND h.identifier = c.identifier "
         "  WHERE c.valid"
-        ") SELECT scheme, identifier, lines, work_id, reserved, "
+        ") SELECT scheme, identifier, lines, work_id, reserved OR held AS reserved, held, "
         "  quantity // k + CASE WHEN rk <= quantity % k THEN 1 ELSE 0 END AS part "
         "FROM joined"
     )
+    if db.execute("SELECT count(*) FROM held").fetchall()[0][0]:
+        db.execute(
+            "UPDATE hits SET reserved = true WHERE NOT reserved AND work_id IN "
+            "(SELECT work_id FROM hits WHERE held)"
+        )
 
 
 def _aggregate(db: duckdb.DuckDBPyConnection, *, unit: str, lines: int) -> MatchResult:
@@ -553,20 +639,30 @@ def _aggregate(db: duckdb.DuckDBPyConnection, *, unit: str, lines: int) -> Match
         "SELECT work_id, sum(part)::BIGINT AS quantity, sum(lines)::BIGINT AS lines, "
         "bool_or(reserved) AS reserved FROM hits GROUP BY work_id ORDER BY work_id"
     ).to_arrow_table()
-    unmatched = db.sql(
-        "SELECT c.scheme, c.identifier, c.valid, coalesce(c.note, '') AS note, "
-        "c.quantity::BIGINT AS quantity, c.lines, coalesce(c.title, '') AS title "
-        "FROM canon c ANTI JOIN (SELECT DISTINCT scheme, identifier FROM hits) h "
+    db.execute(
+        "CREATE TABLE missed AS SELECT c.*, k.reservation_id FROM canon c "
+        "ANTI JOIN (SELECT DISTINCT scheme, identifier FROM hits) h "
         "ON h.scheme = c.scheme AND h.identifier = c.identifier "
-        "ORDER BY c.quantity DESC, c.scheme, c.identifier"
+        "LEFT JOIN held k ON k.scheme = c.scheme AND k.identifier = c.identifier"
+    )
+    unmatched = db.sql(
+        "SELECT scheme, identifier, valid, coalesce(note, '') AS note, "
+        "quantity::BIGINT AS quantity, lines, coalesce(title, '') AS title "
+        "FROM missed WHERE reservation_id IS NULL "
+        "ORDER BY quantity DESC, scheme, identifier"
     ).to_arrow_table()
-    declared, unmatched_quantity, unmatched_lines = db.execute(
-        "SELECT coalesce(sum(quantity), 0), "
-        "coalesce(sum(quantity) FILTER (WHERE NOT matched), 0), "
-        "coalesce(sum(lines) FILTER (WHERE NOT matched), 0) FROM ("
-        "  SELECT c.quantity, c.lines, h.identifier IS NOT NULL AS matched FROM canon c "
-        "  LEFT JOIN (SELECT DISTINCT scheme, identifier FROM hits) h "
-        "  ON h.scheme = c.scheme AND h.identifier = c.identifier)"
+    reserved_unmatched = db.sql(
+        "SELECT scheme, identifier, quantity::BIGINT AS quantity, lines, "
+        "coalesce(title, '') AS title, reservation_id "
+        "FROM missed WHERE reservation_id IS NOT NULL "
+        "ORDER BY quantity DESC, scheme, identifier"
+    ).to_arrow_table()
+    declared = db.execute("SELECT coalesce(sum(quantity), 0) FROM canon").fetchall()[0][0]
+    unmatched_quantity, unmatched_lines, held_quantity, held_lines = db.execute(
+        "SELECT coalesce(sum(quantity) FILTER (WHERE reservation_id IS NULL), 0), "
+        "coalesce(sum(lines) FILTER (WHERE reservation_id IS NULL), 0), "
+        "coalesce(sum(quantity) FILTER (WHERE reservation_id IS NOT NULL), 0), "
+        "coalesce(sum(lines) FILTER (WHERE reservation_id IS NOT NULL), 0) FROM missed"
     ).fetchall()[0]
     matched_quantity, reserved_quantity, matched_lines, reserved_lines = db.execute(
         "SELECT coalesce(sum(q_licensed), 0), coalesce(sum(q_reserved), 0), "
@@ -579,7 +675,9 @@ def _aggregate(db: duckdb.DuckDBPyConnection, *, unit: str, lines: int) -> Match
         "  FROM hits GROUP BY scheme, identifier)"
     ).fetchall()[0]
     declared, matched_quantity = int(declared), int(matched_quantity)
-    reserved_quantity, unmatched_quantity = int(reserved_quantity), int(unmatched_quantity)
+    reserved_quantity = int(reserved_quantity) + int(held_quantity)
+    reserved_lines = int(reserved_lines) + int(held_lines)
+    unmatched_quantity = int(unmatched_quantity)
     if matched_quantity + reserved_quantity + unmatched_quantity != declared or (
         int(matched_lines) + int(reserved_lines) + int(unmatched_lines) != lines
     ):
@@ -599,4 +697,5 @@ def _aggregate(db: duckdb.DuckDBPyConnection, *, unit: str, lines: int) -> Match
         reserved_quantity=reserved_quantity,
         work_usage=work_usage,
         unmatched=unmatched,
+        reserved_unmatched=reserved_unmatched,
     )

@@ -6,6 +6,7 @@ from licensing.models.claims import (  # noqa: F401
     UnmatchedDismissal,
 )
 from licensing.models.declarations import (  # noqa: F401
+    DeclarationReservedIdentifier,
     DeclarationStatus,
     DeclarationUnmatched,
     DeclarationWorkUsage,

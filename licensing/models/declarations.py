@@ -9,6 +9,11 @@ aggregates are written once, in the transaction that accepts it:
   money held), so "what did this licensee use of work W" is one lookup either way.
 - ``DeclarationUnmatched``: (declaration, scheme, identifier) -> quantity and lines that found
   no work, including identifiers that do not validate (``valid=False``, with the reason).
+- ``DeclarationReservedIdentifier``: (declaration, scheme, identifier) -> quantity and lines
+  of an identifier covered by a registered ``Reservation`` (identifier, URL prefix or domain)
+  that found no work: reserved usage (flagged for compliance, money held), kept out of the
+  unmatched pool so nobody claims it. A held identifier that does name a work makes that
+  work's ``DeclarationWorkUsage`` reserved instead.
 
 Quantities are BigIntegers and exact: matched + reserved + unmatched == declared.
 """
@@ -20,7 +25,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from licensing.models.licences import Licence
-from licensing.models.repertoire import Work
+from licensing.models.repertoire import Reservation, Work
 
 
 class DeclarationStatus(models.TextChoices):
@@ -129,8 +134,9 @@ class UsageDeclaration(models.Model):
 
 
 class DeclarationWorkUsage(models.Model):
-    """A declaration's usage of one work. ``reserved``: the work was reserved for the
-    licence's uses when the declaration was matched (flagged for compliance, money held).
+    """A declaration's usage of one work. ``reserved``: when the declaration was matched, the
+    work was reserved for the licence's uses (its consent), or a line naming it was covered by
+    a reservation in force for them (flagged for compliance, money held).
 
     Keyed by (declaration, work). The two foreign keys have no database constraint: a
     million-line aggregate would otherwise pay a million referential checks (and row locks on
@@ -201,3 +207,43 @@ class DeclarationUnmatched(models.Model):
 
     def __str__(self) -> str:
         return f"{self.declaration_id}: {self.scheme}:{self.identifier} x {self.quantity}"
+
+
+class DeclarationReservedIdentifier(models.Model):
+    """Usage of an identifier covered by a reservation in force for the licence's uses that
+    matched no work: counted as reserved (never unmatched), flagged for compliance. Per
+    (declaration, scheme, normalised identifier); ``reservation``: the oldest covering it."""
+
+    declaration = models.ForeignKey(
+        UsageDeclaration,
+        on_delete=models.CASCADE,
+        related_name="reserved_identifiers",
+        db_constraint=False,  # written only with its declaration, as the work usage above
+    )
+    scheme = models.CharField(max_length=10)
+    identifier = models.CharField(max_length=2000)
+    quantity = models.BigIntegerField()
+    lines = models.BigIntegerField()
+    title = models.CharField(max_length=500, blank=True, help_text="A title from the file")
+    reservation = models.ForeignKey(
+        Reservation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="declared_usage",
+        db_constraint=False,
+    )
+
+    organisation_field = "declaration__licence__licensee"
+
+    class Meta:
+        ordering = ["-quantity", "scheme", "identifier"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gte=0) & models.Q(lines__gte=0),
+                name="declaration_reserved_identifier_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.declaration_id}: reserved {self.scheme}:{self.identifier} x {self.quantity}"

@@ -204,6 +204,14 @@ class Payment(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
+    for_trueup = models.ForeignKey(
+        "licensing.TrueUp",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="payments",
+        help_text="Set when the payment collects a true-up, not the licence's price",
+    )
 
     organisation_field = "licence__licensee"
 

@@ -3,7 +3,13 @@
 One row per (licence, tier due): re-processing or superseding a declaration finds the row and
 creates no second one. The amount due is the price at the tier due less what was paid for the
 licence (its price and earlier true-ups), never negative; the licensee pays it through the
-licence's payment path (``Payment.trueup``).
+licence's payment path, by Stripe Invoice or by card (Stripe Checkout): every attempt is a
+``Payment`` with ``for_trueup`` set; ``TrueUp.payment`` is the invoice sent, then the payment
+that settled it.
+
+An unpaid (open or invoiced) true-up is withdrawn when a corrected declaration lowers the
+term's volume below its tier (``reason`` says so); a paid one stays paid. A withdrawn row
+leaves the tier free for a new true-up if the volume rises again.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ class TrueUpStatus(models.TextChoices):
     INVOICED = "invoiced", "Invoiced"
     PAID = "paid", "Paid"
     WAIVED = "waived", "Waived"
+    WITHDRAWN = "withdrawn", "Withdrawn"
 
 
 class TrueUp(models.Model):
@@ -47,13 +54,19 @@ class TrueUp(models.Model):
         max_length=10, choices=TrueUpStatus.choices, default=TrueUpStatus.OPEN
     )
     created_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=500, blank=True, help_text="Why waived or withdrawn")
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When waived or withdrawn")
 
     organisation_field = "licence__licensee"
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(fields=["licence", "tier_due"], name="trueup_one_per_tier"),
+            models.UniqueConstraint(
+                fields=["licence", "tier_due"],
+                condition=~models.Q(status="withdrawn"),
+                name="trueup_one_per_tier",
+            ),
             models.CheckConstraint(
                 condition=models.Q(amount_due_minor__gte=0), name="trueup_amount_not_negative"
             ),

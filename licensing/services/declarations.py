@@ -16,6 +16,13 @@ period's end; a declaration filed after it is marked late (and still accepted).
 
 Reserved works: a work is reserved for a licence when its consent (or its catalogue's
 default) is "reserved" for any of the licence's uses (training when the licence names none).
+Registered reservations (``Reservation``) count too: those in force (not withdrawn; a
+member's, or a non-member's once its email was verified, as in
+``licensing.services.reservations``) whose uses are empty (every use) or include one of the
+licence's uses are passed to the matcher, which holds every line they cover (identifier,
+URL prefix, or the URL's host or a parent domain). A held line naming a work makes the work's
+usage reserved; one naming no work is reserved usage in ``DeclarationReservedIdentifier``,
+never in the unmatched pool.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from licensing.identifiers import IdentifierError, normalise
 from licensing.importing.report import csv_cell_defused
 from licensing.matching import (
     INDEX_SCHEMA,
+    RESERVATIONS_SCHEMA,
     WORKS_SCHEMA,
     DeclarationRejected,
     MatchResult,
@@ -56,17 +64,20 @@ from licensing.matching import (
 from licensing.matching.engine import UNITS
 from licensing.models import (
     Consent,
+    DeclarationReservedIdentifier,
     DeclarationStatus,
     DeclarationUnmatched,
     DeclarationWorkUsage,
     Licence,
     LicenceStatus,
+    Reservation,
     UsageDeclaration,
     Work,
     WorkIdentifier,
 )
 from licensing.services.conflicts import conflict_detect
 from licensing.services.jobs import jobs_sweep
+from licensing.services.reservations import reservation_covering
 from licensing.services.trueups import trueup_check
 
 logger = logging.getLogger(__name__)
@@ -429,6 +440,7 @@ def _process(declaration: UsageDeclaration, progress: _Progress) -> None:
     started = time.perf_counter()
     progress("loading the registry", 3)
     index, works = declaration_index_export(licence=declaration.licence)
+    reservations = declaration_reservations_export(licence=declaration.licence)
     timings["index"] = time.perf_counter() - started
     # DuckDB spills to its own directory per job (its file names are not unique per process).
     with _local_path(declaration) as path, tempfile.TemporaryDirectory(prefix="decl-") as spill:
@@ -436,12 +448,13 @@ def _process(declaration: UsageDeclaration, progress: _Progress) -> None:
             path,
             index=index,
             works=works,
+            reservations=reservations,
             file_format=declaration.file_format or "csv",
             unit=declaration.unit or None,
             on_stage=progress,
             temp_directory=spill,
         )
-    del index, works
+    del index, works, reservations
     timings.update(result.timings)
     progress("writing", 85)
     started = time.perf_counter()
@@ -478,8 +491,13 @@ class _local_path:
             os.unlink(self.temporary)
 
 
+def _licence_uses(uses: Iterable[str] | None) -> list[str]:
+    """The uses a licence is checked for: its own, or training when it names none."""
+    return [use for use in (uses or []) if use in _USES] or ["training"]
+
+
 def _reserved_sql(uses: Iterable[str]) -> str:
-    chosen = [use for use in uses if use in _USES] or ["training"]
+    chosen = _licence_uses(uses)
     return " OR ".join(
         f"COALESCE(NULLIF(w.consent_{use}, ''), c.default_consent) = 'reserved'" for use in chosen
     )
@@ -519,6 +537,35 @@ def declaration_index_export(*, licence: Licence) -> tuple[pa.Table, pa.Table]:
     return index, works
 
 
+def declaration_reservations_export(*, licence: Licence) -> pa.Table:
+    """The reservations in force for the licence's uses (``RESERVATIONS_SCHEMA``), read
+    set-based: not withdrawn, a member's or verified, their uses empty (every use) or sharing
+    one with the licence's. COPY TO on PostgreSQL, one query on SQLite."""
+    uses = _licence_uses(licence.uses)
+    table = Reservation._meta.db_table
+    in_force = "withdrawn_at IS NULL AND (organisation_id IS NOT NULL OR verified_at IS NOT NULL)"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            listed = ", ".join(f"'{use}'" for use in uses)  # one of _USES, never user text
+            sql = (
+                f"SELECT id, kind, scheme, value FROM {table} WHERE {in_force} "  # noqa: S608
+                f"AND (uses = '[]'::jsonb OR uses ?| ARRAY[{listed}]::text[])"
+            )
+            return _copy_out(cursor, sql, RESERVATIONS_SCHEMA)
+        marks = ", ".join(["%s"] * len(uses))
+        cursor.execute(
+            f"SELECT id, kind, scheme, value FROM {table} WHERE {in_force} "  # noqa: S608
+            f"AND (json_array_length(uses) = 0 OR EXISTS "
+            f"(SELECT 1 FROM json_each(uses) WHERE json_each.value IN ({marks})))",
+            uses,
+        )
+        rows = cursor.fetchall()
+    return pa.table(
+        {name: [row[i] for row in rows] for i, name in enumerate(RESERVATIONS_SCHEMA.names)},
+        schema=RESERVATIONS_SCHEMA,
+    )
+
+
 def _copy_out(cursor, sql: str, schema: pa.Schema) -> pa.Table:
     sink = io.BytesIO()
     with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
@@ -548,6 +595,8 @@ def declaration_aggregates_store(cursor, *, declaration_id: int, result: MatchRe
     unmatched = unmatched.add_column(
         0, "declaration_id", pa.array([declaration_id] * len(unmatched), pa.int64())
     )
+    held = result.reserved_unmatched
+    held = held.add_column(0, "declaration_id", pa.array([declaration_id] * len(held), pa.int64()))
     if connection.vendor == "postgresql":
         bulk_in = _copy_in
         # In the order of the (scheme, identifier) index: the B-tree inserts then walk the
@@ -558,6 +607,7 @@ def declaration_aggregates_store(cursor, *, declaration_id: int, result: MatchRe
         bulk_in = _insert_in
     bulk_in(cursor, DeclarationWorkUsage._meta.db_table, usage)
     bulk_in(cursor, DeclarationUnmatched._meta.db_table, unmatched)
+    bulk_in(cursor, DeclarationReservedIdentifier._meta.db_table, held)
     # The foreign key to the work has no database constraint (see DeclarationWorkUsage):
     # check here, set-based, that no work went away since the index was exported.
     cursor.execute(
@@ -620,7 +670,8 @@ def _finish_accepted(
     declaration.message = (
         f"Accepted {result.lines:,} lines ({result.declared_quantity:,} {result.unit}): "
         f"{result.matched_lines:,} matched to {len(result.work_usage):,} works, "
-        f"{result.unmatched_lines:,} unmatched, {result.reserved_lines:,} naming reserved works."
+        f"{result.unmatched_lines:,} unmatched, {result.reserved_lines:,} reserved "
+        "(reserved works or registered reservations)."
     )
     previous = _accept(declaration)
     trueup_check(declaration=declaration)
@@ -737,7 +788,9 @@ def declaration_unmatched_match(
     """Staff: the unmatched identifier is ``work``'s. Adds it to the work's identifiers (and
     opens a conflict if that over-claims it), then re-matches the accepted declarations that
     hold it unmatched: its usage moves, exactly, from their unmatched pool to the work (as
-    reserved usage if the work is reserved for the licence's uses). Returns their ids."""
+    reserved usage if the work is reserved for the licence's uses, or if a reservation in
+    force for them now covers the identifier - then the work's earlier usage in that
+    declaration becomes reserved too). Returns their ids."""
     if not caller.is_staff:
         raise PermissionError_("Only society staff match unmatched usage by hand.")
     try:
@@ -763,15 +816,35 @@ def declaration_unmatched_match(
             .select_related("declaration__licence")
         )
         moved = []
+        held: dict[tuple[str, ...], bool] = {}
         for row in rows:
             declaration = row.declaration
-            uses = [u for u in (declaration.licence.uses or []) if u in _USES] or ["training"]
-            reserved = any(work.consent_for(use) == Consent.RESERVED for use in uses)
+            uses = _licence_uses(declaration.licence.uses)
+            if tuple(uses) not in held:
+                held[tuple(uses)] = (
+                    reservation_covering(scheme=scheme, value=value, uses=uses) is not None
+                )
+            reserved = held[tuple(uses)] or any(
+                work.consent_for(use) == Consent.RESERVED for use in uses
+            )
             usage, _ = DeclarationWorkUsage.objects.get_or_create(
                 declaration=declaration,
                 work=work,
                 defaults={"quantity": 0, "lines": 0, "reserved": reserved},
             )
+            if reserved and not usage.reserved:
+                # A reservation now covers the identifier: the work is reserved in this
+                # declaration, so its usage so far moves from matched to reserved, exactly.
+                DeclarationWorkUsage.objects.filter(declaration=declaration, work=work).update(
+                    reserved=True
+                )
+                UsageDeclaration.objects.filter(pk=declaration.pk).update(
+                    matched_quantity=F("matched_quantity") - usage.quantity,
+                    matched_lines=F("matched_lines") - usage.lines,
+                    reserved_quantity=F("reserved_quantity") + usage.quantity,
+                    reserved_lines=F("reserved_lines") + usage.lines,
+                )
+                usage.reserved = True
             DeclarationWorkUsage.objects.filter(declaration=declaration, work=work).update(
                 quantity=F("quantity") + row.quantity, lines=F("lines") + row.lines
             )

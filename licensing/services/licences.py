@@ -405,15 +405,9 @@ def payment_succeeded(
         ):
             return payment
         _payment_received_book(payment=payment, via=via, net_minor=net_minor, fee_minor=fee_minor)
-        if TrueUp.objects.filter(payment=payment).exists():  # a true-up: the licence is active
-            if flipped:
-                TrueUp.objects.filter(payment=payment).update(status=TrueUpStatus.PAID)
-                audit_record(
-                    action="trueup.paid",
-                    organisation=payment.licence.licensee,
-                    obj=payment,
-                    details={"licence": payment.licence_id},
-                )
+        if payment.for_trueup_id or TrueUp.objects.filter(payment=payment).exists():
+            if flipped:  # a true-up: the licence is active already
+                _trueup_paid(payment=payment)
         elif payment.status == PaymentStatus.SUCCEEDED:
             licence = licence_activate(payment=payment)
             paid_twice = licence.payments.filter(
@@ -427,6 +421,34 @@ def payment_succeeded(
                     details={"licence": licence.pk},
                 )
     return payment
+
+
+def _trueup_paid(*, payment: Payment) -> None:
+    """The true-up ``payment`` collects is paid (the payment that settled it is linked). If it
+    was paid already by its other method, or withdrawn or waived meanwhile, the money is booked
+    all the same and flagged for staff to refund."""
+    trueup = (
+        TrueUp.objects.select_for_update()
+        .filter(Q(pk=payment.for_trueup_id) | Q(payment=payment))
+        .first()
+    )
+    if trueup.status in (TrueUpStatus.OPEN, TrueUpStatus.INVOICED):
+        trueup.status = TrueUpStatus.PAID
+        trueup.payment = payment
+        trueup.save(update_fields=["status", "payment"])
+        action = "trueup.paid"
+    elif trueup.status == TrueUpStatus.PAID and trueup.payment_id != payment.pk:
+        action = "payment.duplicate"  # card and invoice both paid: refund one
+    elif trueup.status == TrueUpStatus.PAID:
+        action = "trueup.paid"
+    else:
+        action = f"trueup.paid_after_{trueup.status}"  # waived or withdrawn: refund it
+    audit_record(
+        action=action,
+        organisation=payment.licence.licensee,
+        obj=payment,
+        details={"licence": payment.licence_id, "trueup": trueup.pk, "status": trueup.status},
+    )
 
 
 def payment_failed(*, payment: Payment, message: str) -> Payment:

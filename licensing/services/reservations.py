@@ -198,6 +198,34 @@ def reservation_withdraw(*, caller: Caller, reservation: Reservation) -> Reserva
     return reservation
 
 
+def reservation_covering(*, scheme: str, value: str, uses: list[str]) -> Reservation | None:
+    """The oldest reservation in force for any of ``uses`` that covers the normalised
+    identifier ``(scheme, value)``: an identifier reservation on it; for a URL, a URL-prefix
+    reservation that is a prefix of it, or a domain reservation on its host or a parent
+    domain. One identifier at a time (a hand match); declarations are matched set-based by
+    ``licensing.matching``, with the same rules."""
+    in_force = Reservation.objects.filter(withdrawn_at__isnull=True).exclude(
+        organisation__isnull=True, verified_at__isnull=True
+    )
+    covering = in_force.filter(kind=ReservationKind.IDENTIFIER, scheme=scheme, value=value)
+    if scheme == IdentifierScheme.URL:
+        origin = re.match(r"[a-z]+://[^/?#]+", value)
+        host = re.match(r"[a-z]+://([^/:?#\[\]]+)", value)
+        if origin:
+            prefixes = [value[:end] for end in range(len(origin.group(0)), len(value) + 1)]
+            covering = covering | in_force.filter(
+                kind=ReservationKind.URL_PREFIX, value__in=prefixes
+            )
+        if host:
+            labels = host.group(1).split(".")
+            domains = [".".join(labels[i:]) for i in range(len(labels))]
+            covering = covering | in_force.filter(kind=ReservationKind.DOMAIN, value__in=domains)
+    for reservation in covering.order_by("pk"):
+        if not reservation.uses or set(reservation.uses) & set(uses):
+            return reservation
+    return None
+
+
 RESERVATION_FEED_COLUMNS = ("kind", "scheme", "value", "uses", "source", "since")
 
 

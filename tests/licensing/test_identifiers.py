@@ -807,7 +807,7 @@ def assert_agrees_with_scalar(scheme, series):
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_normalise_many_agrees_with_normalise(scheme, data):
     values = data.draw(st.lists(any_value(scheme), max_size=25))
