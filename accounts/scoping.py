@@ -69,6 +69,13 @@ class Caller:
         if not self.can_write:
             raise PermissionError_("Your role in this organisation is read-only.")
 
+    def in_staff_group(self, *names: str) -> bool:
+        """A person on the society's staff in one of the groups (`operator`, `approver`);
+        superusers count. API keys never do: these are decisions a named person takes."""
+        if self.user is None or not self.is_staff:
+            return False
+        return self.user.is_superuser or self.user.groups.filter(name__in=names).exists()
+
     def require_organisation(self) -> Organisation:
         if self.organisation is None:
             raise PermissionError_("Create or join an organisation first.", code="no_organisation")
@@ -113,6 +120,8 @@ def scope(queryset: QuerySet, caller: Caller) -> QuerySet:
     if caller.organisation is None:
         return queryset.none()
     path = queryset.model.organisation_field
+    if path is None:  # society business (cycles, policies): staff only
+        return queryset.none()
     scoped = queryset.filter(**{path: caller.organisation.pk})
     # A path through a many-to-many (e.g. a conflict's claimants) may repeat rows.
     return scoped.distinct() if getattr(queryset.model, "organisation_many", False) else scoped

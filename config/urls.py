@@ -11,8 +11,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("licensing.api.urls")),
+    path("api/v1/", include("royalties.api.urls")),
     path("", include("accounts.urls")),
     path("", include("licensing.urls")),
     path("", include("licensing.urls_licences")),
     path("", include("licensing.urls_declarations")),
+    path("", include("royalties.urls")),
 ]

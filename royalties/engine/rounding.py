@@ -22,13 +22,16 @@ def largest_remainder(
     denominator: int,
     total: int,
     keys: Sequence[Hashable] | None = None,
+    max_shortfall: int | None = None,
 ) -> list[int]:
     """Round `numerators[i] / denominator` to integers summing exactly to `total`.
 
     The exact parts must add up to `total` (sum(numerators) == total * denominator), or fall
     short by less than one numerator unit per part, which is what truncating each part at a
     fine fixed-point scale upstream can cost. Keys (default: positions) break ties between
-    equal remainders: smallest key first.
+    equal remainders: smallest key first. `max_shortfall` widens the tolerated shortfall (in
+    numerator units) when the caller knows its parts were truncated more than once each, e.g.
+    a licence's few parts summed from many truncated rows; it must stay below `denominator`.
     """
     if denominator <= 0:
         raise RoundingError("the denominator must be positive")
@@ -46,7 +49,10 @@ def largest_remainder(
     shortfall = total * denominator - sum(numerators)  # in numerator units
     if shortfall < 0:
         raise RoundingError("the exact parts add up to more than the total")
-    if shortfall >= max(len(numerators), 1):
+    allowed = max(len(numerators), 1) if max_shortfall is None else max_shortfall + 1
+    if max_shortfall is not None and max_shortfall >= denominator:
+        raise RoundingError("a shortfall of a whole unit or more is never truncation")
+    if shortfall >= allowed:
         raise RoundingError(
             f"parts of {sum(numerators)}/{denominator} fall short of {total}: "
             "more than truncation at a fine scale could explain"

@@ -1,4 +1,4 @@
-"""The double-entry ledger. (Payout cycles, statements and suspense arrive with later issues.)
+"""The double-entry ledger.
 
 Every movement of money is a `JournalEntry` whose `Posting`s sum to zero per currency.
 Amounts are signed integer minor units: debits positive, credits negative. Posted rows are

@@ -146,3 +146,39 @@ def ledger_trial_balance() -> dict[str, int]:
 
 
 NORMAL_CREDIT = {AccountKind.LIABILITY, AccountKind.INCOME, AccountKind.EQUITY}
+
+
+def ledger_accounts_ensure(
+    specs: Sequence[tuple[str, str, str, str, int | None]],
+) -> dict[str, LedgerAccount]:
+    """Many accounts at once, set-based: ``(code, name, kind, currency, organisation_id)`` ->
+    the account by code, creating the missing ones (a cycle opens one per new holder)."""
+    wanted = {code: (name, kind, currency, org) for code, name, kind, currency, org in specs}
+    found: dict[str, LedgerAccount] = {}
+    codes = list(wanted)
+    for start in range(0, len(codes), 5000):
+        chunk = codes[start : start + 5000]
+        found.update({a.code: a for a in LedgerAccount.objects.filter(code__in=chunk)})
+    missing = [code for code in codes if code not in found]
+    if missing:
+        LedgerAccount.objects.bulk_create(
+            [
+                LedgerAccount(
+                    code=code,
+                    name=wanted[code][0],
+                    kind=wanted[code][1],
+                    currency=wanted[code][2],
+                    organisation_id=wanted[code][3],
+                )
+                for code in missing
+            ],
+            batch_size=5000,
+            ignore_conflicts=True,
+        )
+        for start in range(0, len(missing), 5000):
+            chunk = missing[start : start + 5000]
+            found.update({a.code: a for a in LedgerAccount.objects.filter(code__in=chunk)})
+    for code, account in found.items():
+        if (account.kind, account.currency) != wanted[code][1:3]:
+            raise LedgerError(f"Account {code} exists as {account.kind} in {account.currency}.")
+    return found

@@ -17,6 +17,8 @@ from licensing.demo import demo_repertoire_seed
 from licensing.demo_declarations import demo_declarations_seed
 from licensing.demo_licences import demo_licences_seed, demo_stripe_start
 from licensing.templatetags.money import money_text
+from royalties.demo import demo_cycle_run
+from royalties.services.cycles import cycle_summary_lines
 
 
 class Command(BaseCommand):
@@ -49,6 +51,11 @@ class Command(BaseCommand):
 
         self.stdout.write("Filing the licensees' usage declarations for this quarter…")
         usage = demo_declarations_seed(licences=sales, owners=demo.owners)
+
+        self.stdout.write(
+            "Running this quarter's payout cycle (operator allocates, approver approves)…"
+        )
+        cycle = demo_cycle_run(operator=demo.staff["operator"], approver=demo.staff["approver"])
 
         self.stdout.write(self.style.SUCCESS("\nBlanket demo society is ready."))
         self.stdout.write(f"  Society:        {demo.society.name} ({demo.society.code})")
@@ -86,6 +93,8 @@ class Command(BaseCommand):
                 f"{declaration.unmatched_quantity:,} unmatched, "
                 f"{declaration.reserved_quantity:,} reserved"
             )
+        for line in cycle_summary_lines(cycle):
+            self.stdout.write(f"  {line}")
         self.stdout.write(
             f"  Totals: {User.objects.count()} users, {Organisation.objects.count()} "
             f"organisations, {ApiKey.objects.count()} API keys, "

@@ -1,0 +1,1082 @@
+"""Allocate one payout cycle: licence pools in, holder totals, statements and suspense out.
+
+Pure code over frames: pandas in, pandas out, the heavy lifting set-based in an in-process
+DuckDB connection. No Django, no ORM, no settings.
+
+Money is integer minor units. Between input and output every amount is carried exactly as an
+integer at a fixed-point scale `S` (`PolicyParams.scale` sub-units per minor unit) in DuckDB
+integers or Python ints: `pool × S × weight` is always formed in HUGEINT (128-bit); the amounts
+that follow are BIGINT when the whole cycle times `S` fits in 63 bits (fast) and HUGEINT
+otherwise. DuckDB checks both for overflow: it raises (as `AllocationError`), it never wraps.
+Products such as `a × bp / 10⁴` are split as `(a div 10⁴) × bp + (a mod 10⁴) × bp div 10⁴`,
+which is exact and never needs a wider type. The only losses are the
+floors of step 3 (`pool × S × u / W` per usage row, less than one sub-unit per row) and of the
+pro-rata release split (less than one sub-unit per holder); both are far below one minor unit
+and are absorbed by the single rounding of the cycle:
+
+1. proxy usage for undeclared or nil licences from the declared licences of the same product;
+2. weight per usage row: quantity × media weight;
+3. each licence's pool over its rows by weight;
+4. the administration fee per row (media beats product beats default);
+5. the net of each row to the work's holders by share, or to a suspense bucket;
+6. releases out of suspense to a work's holders (the release is the staff decision, so the
+   work's dispute flag is not consulted again; an unassigned part goes back to suspense), or
+   pro rata to this cycle's earners by their scaled earnings from steps 3-5;
+7. ONE largest-remainder rounding over all buckets (fees, holders, suspense) together;
+8. holder totals with brought-forward balances and thresholds;
+9. statement lines rounded inside each holder's total by the same method.
+
+The totals identity `in = fees + holders + suspense` is checked exactly and raises
+`AllocationError` (never `assert`).
+"""
+
+# ruff: noqa: S608 - SQL is built from module constants and validated policy integers only;
+# every value that comes from data (products, media types, refs) travels in registered frames.
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from royalties.engine.rounding import RoundingError, largest_remainder
+
+PPM = 1_000_000  # a whole work, in parts per million
+BP = 10_000  # 100 %, in basis points
+
+# Suspense reasons (the `reason` column of `CycleResult.suspense`).
+NO_USAGE = "no_usage"
+UNMATCHED = "unmatched"
+RESERVED = "reserved"
+DISPUTED = "disputed"
+UNASSIGNED_SHARE = "unassigned_share"
+UNDISTRIBUTABLE = "undistributable"
+
+# The columns (and pandas dtypes) each input frame must have; `empty_inputs()` builds them.
+INPUT_COLUMNS: dict[str, dict[str, str]] = {
+    "licences": {
+        "licence_id": "int64",
+        "product": "str",
+        "pool_minor": "int64",
+        "declared": "bool",
+    },
+    "usage": {
+        "licence_id": "int64",
+        "work_id": "Int64",
+        "ref": "str",
+        "quantity": "int64",
+        "reserved": "bool",
+    },
+    "works": {"work_id": "int64", "media_type": "str", "disputed": "bool"},
+    "shares": {"work_id": "int64", "holder_id": "int64", "share_ppm": "int64"},
+    "holders": {
+        "holder_id": "int64",
+        "brought_forward_minor": "int64",
+        "threshold_minor": "int64",
+        "ready": "bool",
+    },
+    "releases": {"release_id": "str", "amount_minor": "int64", "work_id": "Int64"},
+}
+
+
+class AllocationError(ArithmeticError):
+    """The inputs are invalid, or the allocation does not add up (never ignored)."""
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """The society's distribution policy for one cycle (all rates integers)."""
+
+    admin_fee_bp: int
+    fee_bp_by_product: Mapping[str, int] = field(default_factory=dict)
+    fee_bp_by_media: Mapping[str, int] = field(default_factory=dict)
+    media_weight_bp: Mapping[str, int] = field(default_factory=dict)
+    unmatched_weight_bp: int = BP
+    threshold_minor: int = 0
+    scale: int = 10**9
+
+
+@dataclass(frozen=True)
+class CycleInputs:
+    """One cycle's inputs, one currency; columns as in `INPUT_COLUMNS`."""
+
+    licences: pd.DataFrame
+    usage: pd.DataFrame
+    works: pd.DataFrame
+    shares: pd.DataFrame
+    holders: pd.DataFrame
+    releases: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Everything a cycle decides, as frames sorted by their keys, plus totals and a checksum."""
+
+    holders: pd.DataFrame
+    lines_by_work: pd.DataFrame
+    lines_by_source: pd.DataFrame
+    suspense: pd.DataFrame
+    fees: pd.DataFrame
+    licences: pd.DataFrame
+    totals: dict[str, int]
+    checksum: str
+
+
+def empty_frame(name: str) -> pd.DataFrame:
+    """An empty input frame with the right columns and dtypes."""
+    return pd.DataFrame(
+        {c: pd.Series([], dtype=t) for c, t in INPUT_COLUMNS[name].items()},
+    )
+
+
+def empty_inputs(**frames: pd.DataFrame) -> CycleInputs:
+    """`CycleInputs` with every frame not given left empty (handy in tests and callers)."""
+    return CycleInputs(**{n: frames.get(n, empty_frame(n)) for n in INPUT_COLUMNS})
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def allocate(
+    inputs: CycleInputs,
+    policy: PolicyParams,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    timings: dict[str, float] | None = None,
+) -> CycleResult:
+    """Allocate one cycle. Raises `AllocationError` on invalid input or a broken identity.
+
+    `con` lets a caller reuse one DuckDB connection across many small cycles (tests); it is
+    used by one call at a time. `timings`, if given, receives seconds per stage.
+    """
+    _check_policy(policy)
+    _check_columns(inputs)
+    own = con is None
+    # Row order inside the engine's tables never matters (every output is sorted).
+    con = duckdb.connect(config={"preserve_insertion_order": False}) if own else con
+    stages = timings if timings is not None else {}
+    try:
+        return _Run(con, inputs, policy, stages).run()
+    except (duckdb.OutOfRangeException, duckdb.ConversionException) as exc:
+        raise AllocationError(f"arithmetic out of range: {exc}") from exc
+    except RoundingError as exc:
+        raise AllocationError(str(exc)) from exc
+    finally:
+        if own:
+            con.close()  # frees every table of the run at once
+        else:
+            _cleanup(con)
+
+
+def _check_policy(policy: PolicyParams) -> None:
+    def ints(name: str, value: Any, low: int, high: int | None) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AllocationError(f"policy {name} must be an integer, got {value!r}")
+        if value < low or (high is not None and value > high):
+            raise AllocationError(f"policy {name} = {value} is outside [{low}, {high or '∞'}]")
+
+    ints("admin_fee_bp", policy.admin_fee_bp, 0, BP)
+    for key, bp in policy.fee_bp_by_product.items():
+        ints(f"fee_bp_by_product[{key!r}]", bp, 0, BP)
+    for key, bp in policy.fee_bp_by_media.items():
+        ints(f"fee_bp_by_media[{key!r}]", bp, 0, BP)
+    for key, bp in policy.media_weight_bp.items():
+        ints(f"media_weight_bp[{key!r}]", bp, 0, None)
+    ints("unmatched_weight_bp", policy.unmatched_weight_bp, 0, None)
+    ints("threshold_minor", policy.threshold_minor, 0, None)
+    ints("scale", policy.scale, 1, None)
+
+
+def _check_columns(inputs: CycleInputs) -> None:
+    for name, columns in INPUT_COLUMNS.items():
+        frame = getattr(inputs, name)
+        if not isinstance(frame, pd.DataFrame):
+            raise AllocationError(f"{name} must be a pandas DataFrame")
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise AllocationError(f"{name} lacks column(s) {', '.join(missing)}")
+        for column, dtype in columns.items():
+            kind = frame[column].dtype.kind
+            if dtype in {"int64", "Int64"} and kind not in "iu" and len(frame):
+                raise AllocationError(
+                    f"{name}.{column} must be integers, not {frame[column].dtype}"
+                )
+
+
+_INPUT_VIEWS = [f"e_{n}_in" for n in INPUT_COLUMNS] + ["e_fee_prod", "e_fee_media", "e_media_w"]
+_RELEASE_VIEWS = ["e_relc_in", "e_rels_in"]
+_TABLES = [
+    "e_lic",
+    "e_wrk",
+    "e_shr",
+    "e_ws",
+    "e_shx",
+    "e_top",
+    "e_hin",
+    "e_u",
+    "e_um",
+    "e_lw",
+    "e_lt",
+    "e_price",
+    "e_r",
+    "e_rum",
+    "e_c",
+    "e_rest",
+    "e_relc",
+    "e_b",
+    "e_br",
+    "e_he",
+    "e_hix",
+]
+
+
+def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
+    """Free a caller's connection of this run's frames and tables (one statement)."""
+    for view in _INPUT_VIEWS + _RELEASE_VIEWS:
+        with suppress(duckdb.Error):  # never registered
+            con.unregister(view)
+    con.execute("; ".join(f"DROP TABLE IF EXISTS {table}" for table in _TABLES))
+
+
+# --------------------------------------------------------------------------------------------
+# One run
+
+
+class _Run:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        inputs: CycleInputs,
+        policy: PolicyParams,
+        timings: dict[str, float],
+    ) -> None:
+        self.con = con
+        self.inputs = inputs
+        self.policy = policy
+        self.timings = timings
+        self.S = policy.scale
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def sql(self, query: str) -> None:
+        self.con.execute(query)
+
+    def one(self, query: str) -> tuple:
+        row = self.con.execute(query).fetchone()
+        if row is None:  # an aggregate always returns a row
+            raise AllocationError(f"no result from: {query[:60]}")
+        return row
+
+    def run(self) -> CycleResult:
+        with self.stage("load"):
+            self.load()
+        with self.stage("usage"):
+            self.usage()
+        with self.stage("split"):
+            self.split()
+        with self.stage("releases"):
+            self.releases()
+        with self.stage("round"):
+            totals = self.round()
+        with self.stage("lines"):
+            lines_by_work, lines_by_source = self.lines()
+        with self.stage("outputs"):
+            result = self.outputs(totals, lines_by_work, lines_by_source)
+        return result
+
+    # ---------------------------------------------------------------------------------- load
+    def load(self) -> None:
+        con, p = self.con, self.policy
+        for name in INPUT_COLUMNS:
+            con.register(f"e_{name}_in", getattr(self.inputs, name))
+        con.register("e_fee_prod", _mapping_frame(p.fee_bp_by_product, "product", "bp"))
+        con.register("e_fee_media", _mapping_frame(p.fee_bp_by_media, "media_type", "bp"))
+        con.register("e_media_w", _mapping_frame(p.media_weight_bp, "media_type", "weight_bp"))
+
+        # Licences, with the fee rate of their product (or the default).
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_lic AS SELECT
+                 CAST(l.licence_id AS BIGINT) AS licence_id, CAST(l.product AS VARCHAR) AS product,
+                 CAST(l.pool_minor AS BIGINT) AS pool_minor,
+                 CAST(l.declared AS BOOLEAN) AS declared,
+                 CAST(coalesce(fp.bp, {p.admin_fee_bp}) AS BIGINT) AS pbp
+               FROM e_licences_in l LEFT JOIN e_fee_prod fp ON fp.product = l.product"""
+        )
+        n, distinct, nulls, negative, pools = self.one(
+            """SELECT count(*), count(DISTINCT licence_id),
+                 count(*) FILTER (licence_id IS NULL OR product IS NULL OR pool_minor IS NULL
+                                  OR declared IS NULL),
+                 count(*) FILTER (pool_minor < 0), coalesce(sum(pool_minor), 0) FROM e_lic"""
+        )
+        _require(nulls == 0, "licences has missing values")
+        _require(n == distinct, "licences has duplicate licence_id")
+        _require(negative == 0, "licences has a negative pool_minor")
+        self.pool_minor = int(pools)
+        self.load_releases()
+        # Every scaled amount of the cycle is at most (pools + releases) × S: when that fits
+        # in 64 bits, BIGINT carries them (fast; overflow still raises), otherwise HUGEINT.
+        in_scaled = (self.pool_minor + self.releases_minor) * self.S
+        self.AMT = "BIGINT" if in_scaled < 2**63 else "HUGEINT"
+
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_shr AS SELECT
+                 CAST(work_id AS BIGINT) AS work_id, CAST(holder_id AS BIGINT) AS holder_id,
+                 CAST(share_ppm AS BIGINT) AS share_ppm
+               FROM e_shares_in"""
+        )
+        nulls, out_of_range, n = self.one(
+            f"""SELECT count(*) FILTER (work_id IS NULL OR holder_id IS NULL
+                                        OR share_ppm IS NULL),
+                       count(*) FILTER (share_ppm < 1 OR share_ppm > {PPM}), count(*)
+                FROM e_shr"""
+        )
+        _require(nulls == 0, "shares has missing values")
+        if out_of_range:
+            work_id = self.one(
+                f"SELECT min(work_id) FROM e_shr WHERE share_ppm < 1 OR share_ppm > {PPM}"
+            )[0]
+            raise AllocationError(f"shares of work {work_id} has a share_ppm outside 1..{PPM}")
+        pairs = self.one("SELECT count(*) FROM (SELECT DISTINCT work_id, holder_id FROM e_shr)")
+        if pairs[0] != n:
+            work_id = self.one(
+                """SELECT min(work_id) FROM (SELECT work_id FROM e_shr
+                   GROUP BY work_id, holder_id HAVING count(*) > 1)"""
+            )[0]
+            raise AllocationError(f"shares of work {work_id} names a holder twice")
+        # Per work: total ppm, number of shares, the first holder (carries the row's net once
+        # in sums) and, for whole works with several shares, the top holder (takes the dust).
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_ws AS SELECT work_id,
+                 sum(share_ppm) AS tot, count(*) AS n, max(share_ppm) AS hi,
+                 min(holder_id) AS first_holder
+               FROM e_shr GROUP BY work_id"""
+        )
+        over = self.con.execute(
+            f"SELECT work_id, tot FROM e_ws WHERE tot > {PPM} ORDER BY work_id LIMIT 1"
+        ).fetchall()
+        if over:
+            raise AllocationError(
+                f"shares of work {over[0][0]} sum to {over[0][1]} ppm, over {PPM}"
+            )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_top AS
+            SELECT s.work_id, min(s.holder_id) AS top FROM e_shr s JOIN e_ws w
+              ON w.work_id = s.work_id AND s.share_ppm = w.hi
+            WHERE w.n > 1 AND w.tot = {PPM} GROUP BY s.work_id"""
+        )
+        # Shares with what step 5 needs of their work: is it one whole share, and is this the
+        # work's first holder (who carries the row's net once when rests are summed)?
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_shx AS
+            SELECT s.work_id, s.holder_id, s.share_ppm, w.n = 1 AND w.tot = {PPM} AS whole1,
+                   s.holder_id = w.first_holder AS first
+            FROM e_shr s JOIN e_ws w ON w.work_id = s.work_id"""
+        )
+        # Works with their usage weight, media fee rate (or NULL), dispute flag and shares.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_wrk AS SELECT
+                 CAST(w.work_id AS BIGINT) AS work_id, CAST(w.disputed AS BOOLEAN) AS disputed,
+                 CAST(coalesce(mw.weight_bp, {BP}) AS BIGINT) AS wbp,
+                 CAST(fm.bp AS BIGINT) AS mbp, ws.work_id IS NOT NULL AS has_shares
+               FROM e_works_in w LEFT JOIN e_media_w mw ON mw.media_type = w.media_type
+                 LEFT JOIN e_fee_media fm ON fm.media_type = w.media_type
+                 LEFT JOIN e_ws ws ON ws.work_id = CAST(w.work_id AS BIGINT)"""
+        )
+        n, distinct, nulls = self.one(
+            """SELECT count(*), count(DISTINCT work_id),
+                 count(*) FILTER (work_id IS NULL OR disputed IS NULL) FROM e_wrk"""
+        )
+        _require(nulls == 0, "works has missing work_id or disputed")
+        _require(n == distinct, "works has duplicate work_id")
+
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_hin AS SELECT
+                 CAST(holder_id AS BIGINT) AS holder_id,
+                 CAST(brought_forward_minor AS BIGINT) AS bf,
+                 CAST(threshold_minor AS BIGINT) AS thr, CAST(ready AS BOOLEAN) AS ready
+               FROM e_holders_in"""
+        )
+        n, distinct, nulls, negative = self.one(
+            """SELECT count(*), count(DISTINCT holder_id),
+                 count(*) FILTER (holder_id IS NULL OR bf IS NULL OR thr IS NULL OR ready IS NULL),
+                 count(*) FILTER (bf < 0 OR thr < 0) FROM e_hin"""
+        )
+        _require(nulls == 0, "holders has missing values")
+        _require(n == distinct, "holders has duplicate holder_id")
+        _require(negative == 0, "holders has a negative brought_forward_minor or threshold_minor")
+
+    def load_releases(self) -> None:
+        self.rel = self.con.execute(
+            """SELECT CAST(release_id AS VARCHAR), CAST(amount_minor AS BIGINT),
+                      CAST(work_id AS BIGINT)
+               FROM e_releases_in ORDER BY 1"""
+        ).fetchall()
+        ids = [r[0] for r in self.rel]
+        _require(all(i is not None for i in ids), "releases has a missing release_id")
+        _require(len(set(ids)) == len(ids), "releases has duplicate release_id")
+        for release_id, amount, _ in self.rel:
+            _require(
+                amount is not None and amount > 0,
+                f"release {release_id} has a non-positive amount_minor",
+            )
+        self.releases_minor = sum(r[1] for r in self.rel)
+
+    # --------------------------------------------------------------------------------- usage
+    def usage(self) -> None:
+        """Steps 1-2: usage rows weighted, then proxied for undeclared or nil licences.
+
+        Matched rows (`e_u`, keyed by work) and unmatched rows (`e_um`, keyed by ref) are kept
+        apart so that the millions of matched rows never carry a string. `route`: 0 to the
+        work's holders, 2 reserved, 3 disputed, 4 a work without shares.
+        """
+        p = self.policy
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_u AS
+            SELECT CAST(u.licence_id AS BIGINT) AS licence_id, CAST(u.work_id AS BIGINT) AS work_id,
+              CAST(u.quantity AS BIGINT) AS q,
+              CAST(u.quantity AS BIGINT) * w.wbp AS wt,
+              coalesce(w.mbp, l.pbp) AS bp,
+              CAST(CASE WHEN u.reserved THEN 2 WHEN w.disputed THEN 3
+                   WHEN NOT w.has_shares THEN 4 ELSE 0 END AS TINYINT)
+                AS route,
+              false AS proxy,
+              w.work_id IS NULL AS unknown_work, l.licence_id IS NULL AS unknown_licence,
+              u.reserved IS NULL AS no_reserved
+            FROM e_usage_in u LEFT JOIN e_wrk w ON w.work_id = u.work_id
+              LEFT JOIN e_lic l ON l.licence_id = u.licence_id
+            WHERE u.work_id IS NOT NULL"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_um AS
+            SELECT CAST(u.licence_id AS BIGINT) AS licence_id,
+              coalesce(CAST(u.ref AS VARCHAR), '') AS ref, CAST(u.quantity AS BIGINT) AS q,
+              CAST(u.quantity AS BIGINT) * {p.unmatched_weight_bp} AS wt, l.pbp AS bp,
+              false AS proxy, l.licence_id IS NULL AS unknown_licence,
+              u.reserved IS NULL AS no_reserved
+            FROM e_usage_in u LEFT JOIN e_lic l ON l.licence_id = u.licence_id
+            WHERE u.work_id IS NULL"""
+        )
+        checks = self.one(
+            """SELECT count(*) FILTER (licence_id IS NULL OR q IS NULL OR no_reserved),
+                 count(*) FILTER (q < 0), count(*) FILTER (unknown_work),
+                 count(*) FILTER (unknown_licence AND licence_id IS NOT NULL)
+               FROM e_u"""
+        )
+        checks_um = self.one(
+            """SELECT count(*) FILTER (licence_id IS NULL OR q IS NULL OR no_reserved),
+                 count(*) FILTER (q < 0), count(*) FILTER (ref = ''),
+                 count(*) FILTER (unknown_licence AND licence_id IS NOT NULL)
+               FROM e_um"""
+        )
+        _require(
+            checks[0] + checks_um[0] == 0, "usage has missing licence_id, quantity or reserved"
+        )
+        _require(checks[1] + checks_um[1] == 0, "usage has a negative quantity")
+        if checks[2]:
+            example = self.one("SELECT min(work_id) FROM e_u WHERE unknown_work")[0]
+            raise AllocationError(f"usage names work {example}, which is not in works")
+        _require(checks_um[2] == 0, "usage has an unmatched row (work_id <NA>) without a ref")
+        _require(checks[3] + checks_um[3] == 0, "usage names a licence_id that is not in licences")
+
+        # A licence uses its own rows when declared with some weight; otherwise the summed
+        # rows of the declared licences of its product (rows keyed by work/ref and reserved).
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_lw AS
+            WITH w AS (SELECT licence_id, sum(wt) AS wt FROM (
+                SELECT licence_id, wt FROM e_u UNION ALL SELECT licence_id, wt FROM e_um)
+              GROUP BY licence_id)
+            SELECT l.licence_id, l.product, l.pbp,
+                   l.declared AND coalesce(w.wt, 0) > 0 AS direct
+            FROM e_lic l LEFT JOIN w ON w.licence_id = l.licence_id"""
+        )
+        proxied = self.one("SELECT count(*) FROM e_lw WHERE NOT direct")[0]
+        if proxied:
+            self.sql(
+                """INSERT INTO e_u
+                WITH donor AS (
+                  SELECT l.product, u.work_id, u.route, sum(u.q) AS q, sum(u.wt) AS wt,
+                         any_value(u.bp) AS bp
+                  FROM e_u u JOIN e_lw l ON l.licence_id = u.licence_id
+                  WHERE l.direct AND u.wt > 0 AND l.product IN (
+                    SELECT product FROM e_lw WHERE NOT direct)
+                  GROUP BY l.product, u.work_id, u.route)
+                SELECT l.licence_id, d.work_id, CAST(d.q AS BIGINT), CAST(d.wt AS BIGINT), d.bp,
+                       d.route, true, false, false, false
+                FROM e_lw l JOIN donor d ON d.product = l.product WHERE NOT l.direct"""
+            )
+            self.sql(
+                """INSERT INTO e_um
+                WITH donor AS (
+                  SELECT l.product, u.ref, sum(u.q) AS q, sum(u.wt) AS wt, any_value(u.bp) AS bp
+                  FROM e_um u JOIN e_lw l ON l.licence_id = u.licence_id
+                  WHERE l.direct AND u.wt > 0
+                  GROUP BY l.product, u.ref)
+                SELECT l.licence_id, d.ref, CAST(d.q AS BIGINT), CAST(d.wt AS BIGINT), d.bp,
+                       true, false, false
+                FROM e_lw l JOIN donor d ON d.product = l.product WHERE NOT l.direct"""
+            )
+
+    # --------------------------------------------------------------------------------- split
+    def split(self) -> None:
+        """Steps 3-5: pools over rows, fee per row, net to holders or suspense."""
+        S, AMT = self.S, self.AMT
+        # Effective weight per licence (own rows if direct, proxy rows otherwise).
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_lt AS
+            SELECT l.licence_id, l.direct, sum(x.wt) AS W FROM e_lw l JOIN (
+                SELECT licence_id, wt, proxy FROM e_u WHERE wt > 0
+                UNION ALL SELECT licence_id, wt, proxy FROM e_um WHERE wt > 0) x
+              ON x.licence_id = l.licence_id AND x.proxy = NOT l.direct
+            GROUP BY l.licence_id, l.direct"""
+        )
+        # Step 3-4 per distinct (licence, weight, fee rate): a = floor(pool × S × wt / W) in
+        # 128 bits, fee = floor(a × bp / 10000) and net = a − fee, exact in AMT (the product
+        # a × bp is split as (a div 10⁴) × bp + (a mod 10⁴) × bp div 10⁴ so it never widens).
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_price AS
+            WITH k AS (
+              SELECT DISTINCT licence_id, wt, bp FROM (
+                SELECT licence_id, wt, bp, proxy FROM e_u WHERE wt > 0
+                UNION ALL SELECT licence_id, wt, bp, proxy FROM e_um WHERE wt > 0) x
+              SEMI JOIN e_lt t ON t.licence_id = x.licence_id AND x.proxy = NOT t.direct),
+            a AS (
+              SELECT k.licence_id, k.wt, k.bp, CAST(
+                  (CAST(l.pool_minor AS HUGEINT) * CAST({S} AS HUGEINT) * k.wt) // t.W
+                AS {AMT}) AS a
+              FROM k JOIN e_lic l ON l.licence_id = k.licence_id
+                JOIN e_lt t ON t.licence_id = k.licence_id),
+            f AS (SELECT *, (a // {BP}) * bp + ((a % {BP}) * bp) // {BP} AS fee FROM a)
+            SELECT licence_id, wt, bp, fee, a - fee AS net FROM f"""
+        )
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_r AS
+            SELECT u.licence_id, u.work_id, u.q, u.route, p.fee, p.net
+            FROM e_u u JOIN e_lt t ON t.licence_id = u.licence_id AND u.proxy = NOT t.direct
+              JOIN e_price p ON p.licence_id = u.licence_id AND p.wt = u.wt AND p.bp = u.bp
+            WHERE u.wt > 0"""
+        )
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_rum AS
+            SELECT u.licence_id, u.ref, p.fee, p.net
+            FROM e_um u JOIN e_lt t ON t.licence_id = u.licence_id AND u.proxy = NOT t.direct
+              JOIN e_price p ON p.licence_id = u.licence_id AND p.wt = u.wt AND p.bp = u.bp
+            WHERE u.wt > 0"""
+        )
+        # The weighted usage is priced: free its memory before the holder split.
+        self.sql("DROP TABLE e_u; DROP TABLE e_um")
+        # Step 5: each share of a routed row gets floor(net × ppm / 10⁶) (split the same way
+        # as the fee); a single share of a whole work simply takes the net.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_c AS
+            SELECT r.licence_id, r.work_id, s.holder_id, r.q,
+              CASE WHEN s.whole1 THEN r.net
+                   ELSE (r.net // {PPM}) * s.share_ppm + ((r.net % {PPM}) * s.share_ppm) // {PPM}
+              END AS amt,
+              CASE WHEN s.whole1 THEN NULL WHEN s.first THEN r.net ELSE 0 END AS net_once
+            FROM e_r r JOIN e_shx s ON s.work_id = r.work_id
+            WHERE r.route = 0"""
+        )
+        # What the floors leave of each (licence, work): dust of a whole work (to its top
+        # holder, as a line of its own) or the unassigned rest of a partial work.
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_rest AS
+            SELECT c.licence_id, c.work_id, sum(c.net_once) - sum(c.amt) AS rest,
+                   any_value(t.top) AS top
+            FROM e_c c LEFT JOIN e_top t ON t.work_id = c.work_id
+            WHERE c.net_once IS NOT NULL
+            GROUP BY c.licence_id, c.work_id"""
+        )
+        self.sql(
+            f"""INSERT INTO e_c
+            SELECT licence_id, work_id, top, 0, CAST(rest AS {AMT}), NULL FROM e_rest
+            WHERE top IS NOT NULL AND rest > 0"""
+        )
+        self.sql("DELETE FROM e_rest WHERE top IS NOT NULL")  # only unassigned rests remain
+
+    # ------------------------------------------------------------------------------ releases
+    def releases(self) -> None:
+        """Step 6, in Python ints: releases are few, pro-rata ones touch every earner."""
+        S = self.S
+        rel = self.rel
+        suspense: list[tuple[str, str, int]] = []
+        by_work = sorted({r[2] for r in rel if r[2] is not None})
+        shares: dict[int, list[tuple[int, int]]] = {w: [] for w in by_work}
+        if by_work:
+            self.con.register("e_relc_in", pd.DataFrame({"work_id": by_work}, dtype="int64"))
+            for work_id, holder_id, ppm in self.con.execute(
+                """SELECT s.work_id, s.holder_id, s.share_ppm FROM e_shr s
+                   JOIN e_relc_in w ON w.work_id = s.work_id ORDER BY 1, 2"""
+            ).fetchall():
+                shares[work_id].append((holder_id, ppm))
+            self.con.unregister("e_relc_in")
+        earners: list[tuple[int, int]] = []
+        if any(r[2] is None for r in rel):
+            earners = self.con.execute(
+                """SELECT holder_id, CAST(sum(amt) AS HUGEINT) AS e FROM e_c GROUP BY holder_id
+                   HAVING sum(amt) > 0 ORDER BY holder_id"""
+            ).fetchall()
+        earned_total = sum(e for _, e in earners)
+        c_holder: list[int] = []
+        c_work: list[int | None] = []
+        c_release: list[int] = []
+        c_amount: list[int] = []
+        for index, (release_id, amount, work_id) in enumerate(rel):
+            scaled = amount * S
+            if work_id is not None:
+                parts, rest = split_by_shares(scaled, shares[work_id])
+                for h, a in parts:
+                    if a:
+                        c_holder.append(h)
+                        c_work.append(work_id)
+                        c_release.append(index)
+                        c_amount.append(a)
+                if rest:
+                    suspense.append((UNASSIGNED_SHARE, str(work_id), rest))
+            elif earned_total == 0:
+                suspense.append((UNDISTRIBUTABLE, release_id, scaled))
+            else:
+                amounts = [scaled * e // earned_total for _, e in earners]
+                c_holder.extend(h for (h, _), a in zip(earners, amounts, strict=True) if a)
+                c_amount.extend(a for a in amounts if a)
+                c_work.extend([None] * (len(c_amount) - len(c_work)))
+                c_release.extend([index] * (len(c_amount) - len(c_release)))
+        self.release_ids = [r[0] for r in rel]
+        # Amounts travel as int64 when they fit (the usual case), as text otherwise.
+        wide = self.AMT != "BIGINT"
+        self.con.register(
+            "e_relc_in",
+            pd.DataFrame(
+                {
+                    "holder_id": np.asarray(c_holder, dtype="int64"),
+                    "work_id": pd.array(c_work, dtype="Int64"),
+                    "release_idx": np.asarray(c_release, dtype="int64"),
+                    "amt": (
+                        pd.Series([str(a) for a in c_amount], dtype="str")
+                        if wide
+                        else np.asarray(c_amount, dtype="int64")
+                    ),
+                }
+            ),
+        )
+        self.con.register(
+            "e_rels_in",
+            pd.DataFrame(
+                {
+                    "reason": pd.Series([s[0] for s in suspense], dtype="str"),
+                    "ref": pd.Series([s[1] for s in suspense], dtype="str"),
+                    "n": pd.Series([str(s[2]) for s in suspense], dtype="str"),
+                }
+            ),
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_relc AS
+            SELECT CAST(holder_id AS BIGINT) AS holder_id, CAST(work_id AS BIGINT) AS work_id,
+                   CAST(release_idx AS BIGINT) AS release_idx, CAST(amt AS {self.AMT}) AS amt
+            FROM e_relc_in"""
+        )
+
+    # --------------------------------------------------------------------------------- round
+    def round(self) -> dict[str, int]:
+        """Step 7: one largest-remainder rounding over every bucket of the cycle."""
+        S, AMT = self.S, self.AMT
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_b AS
+            WITH fl AS (SELECT licence_id, sum(fee) AS fee FROM (
+                  SELECT licence_id, fee FROM e_r UNION ALL SELECT licence_id, fee FROM e_rum)
+                GROUP BY licence_id),
+            b AS (
+              SELECT 0 AS kind, l.product, NULL::BIGINT AS holder_id, NULL::VARCHAR AS reason,
+                     NULL::VARCHAR AS ref, CAST(sum(fl.fee) AS {AMT}) AS n
+              FROM fl JOIN e_lic l ON l.licence_id = fl.licence_id GROUP BY l.product
+              UNION ALL
+              SELECT 1, NULL, holder_id, NULL, NULL, CAST(sum(amt) AS {AMT}) FROM (
+                SELECT holder_id, amt FROM e_c UNION ALL SELECT holder_id, amt FROM e_relc)
+              GROUP BY holder_id
+              UNION ALL
+              SELECT 2, NULL, NULL, reason, ref, CAST(sum(n) AS {AMT}) FROM (
+                SELECT CASE route WHEN 2 THEN '{RESERVED}' WHEN 3 THEN '{DISPUTED}'
+                                  ELSE '{UNASSIGNED_SHARE}' END AS reason,
+                       CAST(work_id AS VARCHAR) AS ref, n
+                FROM (SELECT route, work_id, sum(net) AS n FROM e_r WHERE route <> 0
+                      GROUP BY route, work_id)
+                UNION ALL
+                SELECT '{UNASSIGNED_SHARE}', CAST(work_id AS VARCHAR), sum(rest) FROM e_rest
+                GROUP BY work_id
+                UNION ALL
+                SELECT '{UNMATCHED}', ref, sum(net) FROM e_rum GROUP BY ref
+                UNION ALL
+                SELECT '{NO_USAGE}', CAST(licence_id AS VARCHAR),
+                       CAST(pool_minor AS HUGEINT) * CAST({S} AS HUGEINT)
+                FROM e_lic WHERE licence_id NOT IN (SELECT licence_id FROM e_lt)
+                UNION ALL
+                SELECT reason, ref, CAST(n AS HUGEINT) FROM e_rels_in)
+              GROUP BY reason, ref)
+            SELECT *, n // {S} AS fl, n % {S} AS rm FROM b WHERE n > 0"""
+        )
+        in_minor = self.pool_minor + self.releases_minor
+        floors, buckets = self.one("SELECT coalesce(sum(fl), 0), count(*) FROM e_b")
+        missing = in_minor - int(floors)
+        if missing < 0 or missing > buckets:
+            raise AllocationError(
+                f"cannot round: {missing} minor units missing over {buckets} buckets "
+                f"(in {in_minor}, floors {floors})"
+            )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_br AS
+            SELECT kind, product, holder_id, reason, ref, n,
+              CAST(fl + CASE WHEN row_number() OVER (
+                ORDER BY rm DESC, kind, product, holder_id, reason, ref) <= {missing}
+                THEN 1 ELSE 0 END AS BIGINT) AS minor
+            FROM e_b"""
+        )
+        self.sql(
+            "CREATE OR REPLACE TEMP TABLE e_he AS SELECT holder_id, minor AS earned "
+            "FROM e_br WHERE kind = 1"
+        )
+        fee, holders, suspense = (
+            int(x)
+            for x in self.one(
+                """SELECT coalesce(sum(minor) FILTER (kind = 0), 0),
+                          coalesce(sum(minor) FILTER (kind = 1), 0),
+                          coalesce(sum(minor) FILTER (kind = 2), 0) FROM e_br"""
+            )
+        )
+        if fee + holders + suspense != in_minor:
+            raise AllocationError(
+                f"totals identity broken: in {in_minor} != fees {fee} + holders {holders} "
+                f"+ suspense {suspense}"
+            )
+        return {
+            "pool_minor": self.pool_minor,
+            "releases_minor": self.releases_minor,
+            "in_minor": in_minor,
+            "fee_minor": fee,
+            "holders_minor": holders,
+            "suspense_minor": suspense,
+        }
+
+    # --------------------------------------------------------------------------------- lines
+    def lines(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Step 9: statement lines, rounded inside each holder's earned total.
+
+        DuckDB sums the lines (with each holder's dense index `gid`); numpy ranks their
+        remainders inside each holder (integer sorts beat a partitioned window plus an ORDER BY
+        over millions of lines).
+        """
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_hix AS
+            SELECT holder_id, row_number() OVER (ORDER BY holder_id) - 1 AS gid FROM e_he"""
+        )
+        he = self.con.execute("SELECT holder_id, earned FROM e_he ORDER BY holder_id").fetchnumpy()
+        self.he_ids = np.asarray(he["holder_id"], dtype="int64")
+        self.he_earned = np.asarray(he["earned"], dtype="int64")
+        works = np.asarray(
+            self.con.execute(
+                """SELECT work_id FROM e_wrk UNION SELECT work_id FROM e_relc
+                   WHERE work_id IS NOT NULL ORDER BY 1"""
+            ).fetchnumpy()["work_id"],
+            dtype="int64",
+        )
+        licences = np.asarray(
+            self.con.execute("SELECT licence_id FROM e_lic ORDER BY 1").fetchnumpy()["licence_id"],
+            dtype="int64",
+        )
+        w, s = self._line_sums(works, licences)
+
+        o, amount = self._round_lines(w)
+        key = w["key"][o]
+        knull = key == len(works)
+        by_work = pd.DataFrame(
+            {
+                "holder_id": self.he_ids[w["gid"][o]],
+                "work_id": pd.arrays.IntegerArray(
+                    np.where(knull, 0, works[np.minimum(key, max(len(works) - 1, 0))]), knull
+                ),
+                "quantity": w["quantity"][o],
+                "amount_minor": amount,
+            }
+        )
+        o, amount = self._round_lines(s)
+        key = s["key"][o]
+        lnull = key >= len(licences)
+        names = np.array([*self.release_ids, ""], dtype=object)
+        by_source = pd.DataFrame(
+            {
+                "holder_id": self.he_ids[s["gid"][o]],
+                "licence_id": pd.arrays.IntegerArray(
+                    np.where(lnull, 0, licences[np.minimum(key, max(len(licences) - 1, 0))]),
+                    lnull,
+                ),
+                "release_id": pd.Series(
+                    names[np.where(lnull, key - len(licences), len(self.release_ids))],
+                    dtype="str",
+                ),
+                "amount_minor": amount,
+            }
+        )
+        return by_work, by_source
+
+    def _line_sums(self, works: np.ndarray, licences: np.ndarray) -> tuple[dict, dict]:
+        S, AMT = self.S, self.AMT
+        w = self.con.execute(
+            f"""WITH x AS (
+              SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS quantity,
+                     CAST(sum(amt) AS {AMT}) AS n
+              FROM (SELECT holder_id, work_id, q, amt FROM e_c
+                    UNION ALL SELECT holder_id, work_id, 0, amt FROM e_relc)
+              GROUP BY holder_id, work_id)
+            SELECT h.gid, x.work_id IS NULL AS knull, coalesce(x.work_id, 0) AS kval,
+                   x.quantity, CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
+            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0"""
+        ).fetchnumpy()
+        knull = np.asarray(w["knull"], dtype=bool)
+        w = {k: np.asarray(v, dtype="int64") for k, v in w.items() if k != "knull"}
+        w["key"] = np.where(knull, len(works), np.searchsorted(works, w["kval"]))
+        s = self.con.execute(
+            f"""WITH x AS (
+              SELECT holder_id, licence_id, NULL::BIGINT AS release_idx,
+                     CAST(sum(amt) AS {AMT}) AS n
+              FROM e_c GROUP BY holder_id, licence_id
+              UNION ALL
+              SELECT holder_id, NULL, release_idx, CAST(sum(amt) AS {AMT})
+              FROM e_relc GROUP BY holder_id, release_idx)
+            SELECT h.gid, x.licence_id IS NULL AS lnull, coalesce(x.licence_id, 0) AS lic,
+                   coalesce(x.release_idx, 0) AS ridx,
+                   CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
+            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0"""
+        ).fetchnumpy()
+        lnull = np.asarray(s["lnull"], dtype=bool)
+        s = {k: np.asarray(v, dtype="int64") for k, v in s.items() if k != "lnull"}
+        s["key"] = np.where(lnull, len(licences) + s["ridx"], np.searchsorted(licences, s["lic"]))
+        return w, s
+
+    def _round_lines(self, lines: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Largest remainder inside each holder's earned total.
+
+        `lines` holds gid (the holder's index in `he_ids`), key (a dense line key: the
+        tie-break, smallest first), fl (floor of the scaled amount) and rm (its remainder) per
+        line. Returns the order that sorts lines by (holder, key), with zero lines dropped,
+        and the rounded amounts.
+        """
+        S = self.S
+        gid, key = lines["gid"], lines["key"]
+        fl, rm = lines["fl"], lines["rm"]
+        n = len(gid)
+        if n == 0:
+            return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
+        width = int(key.max()) + 1
+        groups = len(self.he_ids)
+        if groups * width < 2**62:
+            by_key = np.argsort(gid * width + key, kind="stable")
+        else:  # pragma: no cover - astronomically many keys
+            by_key = np.lexsort((key, gid))
+        gid, fl, rm = gid[by_key], fl[by_key], rm[by_key]
+        starts = np.flatnonzero(np.r_[True, gid[1:] != gid[:-1]])
+        counts = np.diff(np.r_[starts, n])
+        missing = self.he_earned[gid[starts]] - np.add.reduceat(fl, starts)
+        if ((missing < 0) | (missing > counts)).any():
+            bad = self.he_ids[gid[starts][(missing < 0) | (missing > counts)][0]]
+            raise AllocationError(f"cannot round the statement lines of holder {bad}")
+        # Rank inside each holder by remainder, largest first; a stable sort keeps ties in
+        # key order (the lines are already sorted by key inside each holder).
+        if groups * S < 2**62:
+            by_rm = np.argsort(gid * S + (S - 1 - rm), kind="stable")
+        else:  # pragma: no cover - huge scale
+            by_rm = np.lexsort((S - 1 - rm, gid))
+        row_start = np.repeat(starts, counts)
+        rank = np.empty(n, dtype="int64")
+        rank[by_rm] = np.arange(n) - row_start[by_rm]
+        amount = fl + ((rank < np.repeat(missing, counts)) & (rm > 0))
+        keep = amount > 0
+        return by_key[keep], amount[keep]
+
+    # ------------------------------------------------------------------------------- outputs
+    def outputs(
+        self,
+        totals: dict[str, int],
+        lines_by_work: pd.DataFrame,
+        lines_by_source: pd.DataFrame,
+    ) -> CycleResult:
+        con, S = self.con, self.S
+        holders = con.execute(
+            f"""WITH j AS (
+              SELECT coalesce(e.holder_id, h.holder_id) AS holder_id,
+                     coalesce(h.bf, 0) AS bf, coalesce(e.earned, 0) AS earned,
+                     coalesce(h.ready, true) AS ready,
+                     greatest(coalesce(h.thr, 0), {self.policy.threshold_minor}) AS thr
+              FROM e_he e FULL OUTER JOIN e_hin h ON h.holder_id = e.holder_id)
+            SELECT holder_id, bf AS brought_forward_minor, earned AS earned_minor,
+                   bf + earned AS total_minor,
+                   CASE WHEN ready AND bf + earned >= thr AND bf + earned > 0
+                        THEN bf + earned ELSE 0 END AS payable_minor
+            FROM j WHERE earned > 0 OR bf > 0 ORDER BY holder_id"""
+        ).df()
+        holders["carried_forward_minor"] = holders["total_minor"] - holders["payable_minor"]
+        suspense = con.execute(
+            "SELECT reason, ref, minor AS amount_minor FROM e_br WHERE kind = 2 AND minor > 0 "
+            "ORDER BY reason, ref"
+        ).df()
+        fees = con.execute(
+            "SELECT product, minor AS amount_minor FROM e_br WHERE kind = 0 AND minor > 0 "
+            "ORDER BY product"
+        ).df()
+        licences = self._licence_breakdown()
+
+        for frame in (holders, suspense, fees, lines_by_work, lines_by_source, licences):
+            for column in frame.columns:
+                if column.endswith("_minor") or column in {"holder_id", "quantity"}:
+                    frame[column] = frame[column].astype("int64")
+        for frame in (lines_by_work, lines_by_source):
+            for column in ("work_id", "licence_id"):
+                if column in frame.columns:
+                    frame[column] = frame[column].astype("Int64")
+        for frame, column in ((suspense, "reason"), (suspense, "ref"), (fees, "product")):
+            frame[column] = frame[column].astype("str")
+        lines_by_source["release_id"] = lines_by_source["release_id"].astype("str")
+
+        totals = dict(totals)
+        totals["payable_minor"] = int(holders["payable_minor"].sum())
+        totals["carried_forward_minor"] = int(holders["carried_forward_minor"].sum())
+        # The identity again, from the frames handed out (not from the SQL that made them).
+        fee, held, susp = (
+            int(fees["amount_minor"].sum()),
+            int(holders["earned_minor"].sum()),
+            int(suspense["amount_minor"].sum()),
+        )
+        if (fee, held, susp) != (
+            totals["fee_minor"],
+            totals["holders_minor"],
+            totals["suspense_minor"],
+        ) or fee + held + susp != totals["in_minor"]:
+            raise AllocationError("totals identity broken in the result frames")
+        brought = int(holders["brought_forward_minor"].sum())
+        if totals["payable_minor"] + totals["carried_forward_minor"] != brought + held:
+            raise AllocationError("payable + carried forward != brought forward + earned")
+        for name, frame in (
+            ("holders", holders),
+            ("suspense", suspense),
+            ("fees", fees),
+            ("lines_by_work", lines_by_work),
+            ("lines_by_source", lines_by_source),
+            ("licences", licences),
+        ):
+            minor = [c for c in frame.columns if c.endswith("_minor")]
+            if len(frame) and (frame[minor] < 0).to_numpy().any():
+                raise AllocationError(f"negative amount in {name}")
+        _check_lines(lines_by_work, holders, "lines_by_work")
+        _check_lines(lines_by_source, holders, "lines_by_source")
+        del S
+        return CycleResult(
+            holders=holders,
+            lines_by_work=lines_by_work,
+            lines_by_source=lines_by_source,
+            suspense=suspense,
+            fees=fees,
+            licences=licences,
+            totals=totals,
+            checksum=result_checksum(holders, suspense, fees),
+        )
+
+    def _licence_breakdown(self) -> pd.DataFrame:
+        """Each licence's pool as fee + holders + suspense, rounded inside the pool."""
+        S = self.S
+        rows = self.con.execute(
+            f"""WITH r AS (SELECT licence_id, sum(fee) AS fee, sum(net) AS net, count(*) AS k
+                           FROM (SELECT licence_id, fee, net FROM e_r
+                                 UNION ALL SELECT licence_id, fee, net FROM e_rum)
+                           GROUP BY licence_id),
+                h AS (SELECT licence_id, sum(amt) AS held FROM e_c GROUP BY licence_id)
+            SELECT l.licence_id, l.pool_minor, CAST(coalesce(r.fee, 0) AS HUGEINT),
+              CAST(coalesce(h.held, 0) AS HUGEINT),
+              CASE WHEN r.licence_id IS NULL THEN CAST(l.pool_minor AS HUGEINT) * {S}
+                   ELSE r.net - coalesce(h.held, 0) END, coalesce(r.k, 0)
+            FROM e_lic l LEFT JOIN r ON r.licence_id = l.licence_id
+              LEFT JOIN h ON h.licence_id = l.licence_id
+            ORDER BY l.licence_id"""
+        ).fetchall()
+        out: dict[str, list[int]] = {
+            "licence_id": [],
+            "pool_minor": [],
+            "fee_minor": [],
+            "holders_minor": [],
+            "suspense_minor": [],
+        }
+        for licence_id, pool, fee, held, susp, k in rows:
+            # Step 3 truncates each row by less than one sub-unit: at most k short in all.
+            parts = largest_remainder(
+                [int(fee), int(held), int(susp)],
+                S,
+                int(pool),
+                keys=[0, 1, 2],
+                max_shortfall=min(max(int(k), 1), S - 1),
+            )
+            out["licence_id"].append(licence_id)
+            out["pool_minor"].append(pool)
+            out["fee_minor"].append(parts[0])
+            out["holders_minor"].append(parts[1])
+            out["suspense_minor"].append(parts[2])
+        return pd.DataFrame({k: pd.Series(v, dtype="int64") for k, v in out.items()})
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def split_by_shares(
+    amount: int, shares: list[tuple[int, int]]
+) -> tuple[list[tuple[int, int]], int]:
+    """Split a scaled amount over a work's `(holder_id, share_ppm)` shares (step 5, exactly).
+
+    Each share gets `floor(amount × ppm / 1e6)`. If the shares make a whole work, the sub-unit
+    dust goes to the largest share (ties: smallest holder_id) and nothing is left; otherwise
+    the rest is returned, for the work's `unassigned_share` suspense.
+    """
+    parts = [(h, amount * ppm // PPM) for h, ppm in shares]
+    rest = amount - sum(a for _, a in parts)
+    if shares and sum(ppm for _, ppm in shares) == PPM:
+        top = min(shares, key=lambda s: (-s[1], s[0]))[0]
+        parts = [(h, a + rest if h == top else a) for h, a in parts]
+        rest = 0
+    return parts, rest
+
+
+def result_checksum(holders: pd.DataFrame, suspense: pd.DataFrame, fees: pd.DataFrame) -> str:
+    """sha256 of the canonical CSV of the decisions that move money."""
+    digest = hashlib.sha256()
+    for name, frame in (("holders", holders), ("suspense", suspense), ("fees", fees)):
+        digest.update(f"# {name}\n".encode())
+        digest.update(frame.to_csv(index=False, lineterminator="\n").encode())
+    return digest.hexdigest()
+
+
+def _check_lines(lines: pd.DataFrame, holders: pd.DataFrame, name: str) -> None:
+    sums = lines.groupby("holder_id")["amount_minor"].sum()
+    earned = holders.set_index("holder_id")["earned_minor"]
+    earned = earned[earned > 0]
+    if not sums.reindex(earned.index, fill_value=0).equals(earned) or len(sums) != len(earned):
+        raise AllocationError(f"{name} do not sum to each holder's earned_minor")
+
+
+def _mapping_frame(mapping: Mapping[str, int], key: str, value: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            key: pd.Series(list(mapping.keys()), dtype="str"),
+            value: pd.Series(list(mapping.values()), dtype="int64"),
+        }
+    )
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise AllocationError(message)

@@ -1,0 +1,192 @@
+"""Booking an approved cycle: every movement its allocation decided, as balanced entries.
+
+Accounts (per currency): `deferred_revenue` (licence money not yet earned), `processing_fees`,
+`distribution_pool` (a clearing account: what comes in for the cycle goes out again in the same
+approval, so it is back to zero afterwards), `admin_fee_income:<product>`,
+`suspense:<reason>`, `retained_funds`, and per holder `holder:<code>` (owed, carried forward)
+and `holder_payable:<code>` (owed and due in the payout run).
+
+Entries, each idempotent by a key naming the cycle:
+1. recognise  Dr deferred_revenue / Cr processing_fees, Cr distribution_pool
+2. release    Dr suspense:<reason> / Cr distribution_pool      (money leaving suspense)
+3. retain     Dr suspense:<reason> / Cr retained_funds         (held past the policy's hold)
+4. fee        Dr distribution_pool / Cr admin_fee_income:<product>
+5. suspense   Dr distribution_pool / Cr suspense:<reason>
+6. allocate   Dr distribution_pool / Cr holder:<code>          (earned, per holder)
+7. payable    Dr holder:<code> / Cr holder_payable:<code>      (what is paid now; the rest of
+              the holder's account is what it carries forward)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from accounts.models import Organisation, User
+from licensing.services.licences import deferred_revenue_account, fees_account
+from royalties.errors import LedgerError
+from royalties.models import (
+    AccountKind,
+    Cycle,
+    CycleLicence,
+    LedgerAccount,
+    Statement,
+    SuspenseItem,
+    SuspenseRelease,
+)
+from royalties.services.ledger import (
+    Line,
+    journal_entry_post,
+    ledger_account_get_or_create,
+    ledger_accounts_ensure,
+)
+
+
+def _account(code: str, name: str, kind: str, currency: str) -> LedgerAccount:
+    return ledger_account_get_or_create(
+        code=f"{code}:{currency}", name=f"{name} ({currency})", kind=kind, currency=currency
+    )
+
+
+def pool_account(currency: str) -> LedgerAccount:
+    return _account("distribution_pool", "Distribution pool", AccountKind.LIABILITY, currency)
+
+
+def suspense_account(reason: str, currency: str) -> LedgerAccount:
+    return _account(f"suspense:{reason}", f"Suspense: {reason}", AccountKind.LIABILITY, currency)
+
+
+def fee_income_account(product: str, currency: str) -> LedgerAccount:
+    return _account(
+        f"admin_fee_income:{product}",
+        f"Administration fees: {product}",
+        AccountKind.INCOME,
+        currency,
+    )
+
+
+def retained_account(currency: str) -> LedgerAccount:
+    return _account("retained_funds", "Retained funds", AccountKind.EQUITY, currency)
+
+
+def holder_account_codes(code: str, currency: str) -> tuple[str, str]:
+    return f"holder:{code}:{currency}", f"holder_payable:{code}:{currency}"
+
+
+def cycle_book(*, cycle: Cycle, approved_by: User) -> None:
+    """Post the approved allocation of ``cycle`` (inside the approval's transaction)."""
+    allocation = cycle.current_allocation
+    currency = cycle.currency
+    key = f"cycle:{cycle.pk}:allocation:{allocation.number}"
+    day = cycle.period_end
+    common = {
+        "source_type": "cycle",
+        "source_id": cycle.pk,
+        "effective_date": day,
+        "created_by": approved_by,
+    }
+    pool = pool_account(currency)
+
+    def post(name: str, lines: list[Line], description: str) -> None:
+        lines = [line for line in lines if line.amount_minor != 0]
+        if lines:
+            journal_entry_post(
+                idempotency_key=f"{key}:{name}",
+                lines=lines,
+                description=f"{cycle.period} {description}",
+                **common,
+            )
+
+    licences = CycleLicence.objects.filter(allocation=allocation)
+    recognised = sum(cl.recognised_minor for cl in licences)
+    processing = sum(cl.processing_fee_minor for cl in licences)
+    post(
+        "recognise",
+        [
+            Line(deferred_revenue_account(currency=currency), recognised),
+            Line(fees_account(currency=currency), -processing),
+            Line(pool, -(recognised - processing)),
+        ],
+        "licence revenue recognised, net of processing fees",
+    )
+
+    releases = list(
+        SuspenseRelease.objects.filter(pk__in=allocation.releases).select_related("item")
+    )
+    retained = list(
+        SuspenseRelease.objects.filter(
+            cycle__isnull=True, kind=SuspenseRelease.Kind.RETAIN, item__currency=currency
+        ).select_related("item")
+    )
+    for name, group, counter in (
+        ("release", releases, pool),
+        ("retain", retained, retained_account(currency) if retained else None),
+    ):
+        by_reason: dict[str, int] = defaultdict(int)
+        for release in group:
+            by_reason[release.item.reason] += release.item.amount_minor
+        total = sum(by_reason.values())
+        post(
+            name,
+            [Line(suspense_account(r, currency), amount) for r, amount in sorted(by_reason.items())]
+            + ([Line(counter, -total)] if total else []),
+            f"suspense {name}d",
+        )
+    SuspenseRelease.objects.filter(pk__in=[r.pk for r in releases + retained]).update(cycle=cycle)
+
+    totals = allocation.totals
+    fees = defaultdict(int)
+    for cl in licences:
+        fees[cl.product_code] += cl.fee_minor
+    if sum(fees.values()) != totals["fee_minor"]:
+        raise LedgerError("The per-licence fees do not add up to the allocation's fee total.")
+    post(
+        "fee",
+        [Line(fee_income_account(p, currency), -a) for p, a in sorted(fees.items())]
+        + [Line(pool, totals["fee_minor"])],
+        "administration fee",
+    )
+
+    by_reason = defaultdict(int)
+    for reason, amount in SuspenseItem.objects.filter(allocation=allocation).values_list(
+        "reason", "amount_minor"
+    ):
+        by_reason[reason] += amount
+    post(
+        "suspense",
+        [Line(suspense_account(r, currency), -a) for r, a in sorted(by_reason.items())]
+        + [Line(pool, sum(by_reason.values()))],
+        "held in suspense",
+    )
+
+    statements = list(
+        Statement.objects.filter(allocation=allocation).values_list(
+            "holder_id", "earned_minor", "payable_minor"
+        )
+    )
+    codes = dict(
+        Organisation.objects.filter(pk__in=[s[0] for s in statements]).values_list("pk", "code")
+    )
+    specs = []
+    for holder_id, _, _ in statements:
+        owed, payable = holder_account_codes(codes[holder_id], currency)
+        specs.append(
+            (owed, f"Owed to {codes[holder_id]}", AccountKind.LIABILITY, currency, holder_id)
+        )
+        specs.append(
+            (payable, f"Payable to {codes[holder_id]}", AccountKind.LIABILITY, currency, holder_id)
+        )
+    accounts = ledger_accounts_ensure(specs)
+    earned_lines, payable_lines = [], []
+    for holder_id, earned, payable in statements:
+        owed, due = holder_account_codes(codes[holder_id], currency)
+        if earned:
+            earned_lines.append(Line(accounts[owed], -earned))
+        if payable:
+            payable_lines.append(Line(accounts[owed], payable))
+            payable_lines.append(Line(accounts[due], -payable))
+    post(
+        "allocate",
+        [*earned_lines, Line(pool, sum(-line.amount_minor for line in earned_lines))],
+        "allocated to rights holders",
+    )
+    post("payable", payable_lines, "payable in the payout run; the rest is carried forward")

@@ -1,0 +1,504 @@
+"""Payout cycles: create, allocate (as a job), approve (four eyes), and what they write.
+
+State machine: draft -> allocating -> allocated -> approved -> paying -> paid -> closed, and
+failed (from allocating; allocating again is the retry). Re-allocating an allocated cycle
+before approval makes a new `Allocation`; the same inputs give the identical result (the
+checksum says so). Nothing is booked in the ledger until approval, by a different staff user
+than the one who allocated; then statements are published and the money moves in one
+transaction (`royalties.services.cycle_ledger`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, timedelta
+
+import pandas as pd
+import pyarrow as pa
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.scoping import Caller
+from accounts.services import audit_record
+from config.bulk import table_read, table_write
+from config.errors import ConflictError, PermissionError_
+from licensing.services.declarations import period_parse
+from royalties.engine.allocate import CycleInputs, PolicyParams, allocate
+from royalties.errors import RoyaltiesError
+from royalties.models import (
+    Allocation,
+    Cycle,
+    CycleLicence,
+    CycleStatus,
+    DistributionPolicy,
+    Statement,
+    StatementSourceLine,
+    StatementWorkLine,
+    SuspenseItem,
+    SuspenseRelease,
+)
+from royalties.selectors import cycle_inputs
+from royalties.services.recognition import BOOKED_STATUSES, licence_pools
+from royalties.services.suspense import suspense_releases_prepare
+
+logger = logging.getLogger(__name__)
+
+ALLOCATABLE = (CycleStatus.DRAFT, CycleStatus.ALLOCATED, CycleStatus.FAILED)
+
+
+class CycleError(RoyaltiesError):
+    code = "cycle_error"
+
+
+def _require_staff(caller: Caller, *groups: str, action: str) -> None:
+    if not caller.in_staff_group(*groups):
+        raise PermissionError_(
+            f"Only society staff in the {' or '.join(groups)} group may {action}.",
+            code="forbidden_role",
+        )
+
+
+def policy_current() -> DistributionPolicy:
+    policy = DistributionPolicy.objects.order_by("-version").first()
+    if policy is None:
+        raise CycleError(
+            "No distribution policy is published yet; publish one first.", code="no_policy"
+        )
+    return policy
+
+
+def policy_publish(*, caller: Caller, **fields) -> DistributionPolicy:
+    """A new version of the policy (the earlier ones stay, as the cycles that used them)."""
+    _require_staff(caller, "operator", "approver", action="change the distribution policy")
+    with transaction.atomic():
+        latest = DistributionPolicy.objects.select_for_update().order_by("-version").first()
+        base = {}
+        if latest is not None:
+            base = {
+                f.name: getattr(latest, f.name)
+                for f in DistributionPolicy._meta.concrete_fields
+                if f.name not in ("id", "version", "created_by", "created_at", "note")
+            }
+        base.update(fields)
+        policy = DistributionPolicy(
+            version=(latest.version + 1) if latest else 1, created_by=caller.user, **base
+        )
+        policy.full_clean()
+        policy.save()
+        audit_record(action="policy.publish", caller=caller, obj=policy, details=fields)
+    return policy
+
+
+def cycle_create(
+    *, caller: Caller, period: str, currency: str = "EUR", policy: DistributionPolicy | None = None
+) -> Cycle:
+    _require_staff(caller, "operator", "approver", action="open a payout cycle")
+    label, start, end = period_parse(period)
+    currency = (currency or "EUR").upper()
+    with transaction.atomic():
+        if Cycle.objects.filter(period=label, currency=currency).exists():
+            raise ConflictError(
+                f"A {currency} cycle for {label} exists already.", code="cycle_exists"
+            )
+        cycle = Cycle.objects.create(
+            period=label,
+            period_start=start,
+            period_end=end,
+            currency=currency,
+            policy=policy or policy_current(),
+            created_by=caller.user,
+        )
+        audit_record(action="cycle.create", caller=caller, obj=cycle, details={"period": label})
+    return cycle
+
+
+def _previous_cycle(cycle: Cycle) -> Cycle | None:
+    return (
+        Cycle.objects.filter(currency=cycle.currency, period_end__lt=cycle.period_start)
+        .order_by("-period_start")
+        .first()
+    )
+
+
+def cycle_allocate(*, caller: Caller, cycle: Cycle) -> Cycle:
+    """Queue an allocation (draft, allocated or failed -> allocating). Runs as a Celery job."""
+    _require_staff(caller, "operator", "approver", action="allocate a cycle")
+    from royalties.tasks import cycle_allocate_task
+
+    with transaction.atomic():
+        previous = _previous_cycle(cycle)
+        if previous is not None and previous.status not in BOOKED_STATUSES:
+            raise ConflictError(
+                f"The {previous.period} cycle is {previous.status}; approve it first, as its "
+                "carried-forward balances are this cycle's brought-forward.",
+                code="previous_cycle_open",
+            )
+        changed = Cycle.objects.filter(pk=cycle.pk, status__in=ALLOCATABLE).update(
+            status=CycleStatus.ALLOCATING,
+            stage="queued",
+            percent=0,
+            message="",
+            allocated_by=caller.user,
+            updated_at=timezone.now(),
+        )
+        if not changed:
+            cycle.refresh_from_db()
+            raise ConflictError(
+                f"A {cycle.status} cycle cannot be allocated.", code="cycle_not_allocatable"
+            )
+        audit_record(action="cycle.allocate", caller=caller, obj=cycle)
+        transaction.on_commit(lambda: cycle_allocate_task.delay(cycle.pk))
+    cycle.refresh_from_db()
+    return cycle
+
+
+def _progress(cycle_id: int, stage: str, percent: int) -> None:
+    Cycle.objects.filter(pk=cycle_id).update(
+        stage=stage, percent=percent, updated_at=timezone.now()
+    )
+
+
+def _params(policy: DistributionPolicy) -> PolicyParams:
+    return PolicyParams(
+        admin_fee_bp=policy.admin_fee_bp,
+        fee_bp_by_product={k: int(v) for k, v in policy.fee_bp_by_product.items()},
+        fee_bp_by_media={k: int(v) for k, v in policy.fee_bp_by_media.items()},
+        media_weight_bp={k: int(v) for k, v in policy.media_weight_bp.items()},
+        unmatched_weight_bp=policy.unmatched_weight_bp,
+        threshold_minor=policy.threshold_minor,
+    )
+
+
+def cycle_inputs_load(cycle: Cycle, releases: list[SuspenseRelease]):
+    """Everything the engine needs for ``cycle``: (inputs, licence pools, declarations)."""
+    pools = licence_pools(
+        period_start=cycle.period_start,
+        period_end=cycle.period_end,
+        currency=cycle.currency,
+        exclude_cycle_id=cycle.pk,
+    )
+    pools = [p for p in pools if p.pool_minor > 0]
+    declared = cycle_inputs.declarations_for_cycle(
+        licence_ids=[p.licence_id for p in pools],
+        period_start=cycle.period_start,
+        period_end=cycle.period_end,
+    )
+    by_declaration = {pk: lid for lid, ids in declared.items() for pk in ids}
+    usage = cycle_inputs.usage_frame(declarations=by_declaration)
+    release_work_ids = [r.work_id for r in releases if r.work_id]
+    works_sql = cycle_inputs.work_ids_stage(
+        [*usage["work_id"].dropna().unique().tolist(), *release_work_ids]
+    )
+    works = cycle_inputs.works_frame(work_ids_sql=works_sql)
+    shares = cycle_inputs.shares_frame(work_ids_sql=works_sql)
+    previous = _previous_cycle(cycle)
+    bf = cycle_inputs.brought_forward_frame(
+        previous_allocation_id=previous.current_allocation_id if previous else None
+    )
+    holders = pd.DataFrame(
+        {
+            "holder_id": bf["holder_id"].astype("int64"),
+            "brought_forward_minor": bf["brought_forward_minor"].astype("int64"),
+            "threshold_minor": pd.Series([0] * len(bf), dtype="int64"),
+            "ready": pd.Series([True] * len(bf), dtype="bool"),
+        }
+    )
+    licences = pd.DataFrame(
+        {
+            "licence_id": pd.Series([p.licence_id for p in pools], dtype="int64"),
+            "product": pd.Series([p.product_code for p in pools], dtype="object"),
+            "pool_minor": pd.Series([p.pool_minor for p in pools], dtype="int64"),
+            "declared": pd.Series([p.licence_id in declared for p in pools], dtype="bool"),
+        }
+    )
+    release_frame = pd.DataFrame(
+        {
+            "release_id": pd.Series([str(r.pk) for r in releases], dtype="object"),
+            "amount_minor": pd.Series([r.item.amount_minor for r in releases], dtype="int64"),
+            "work_id": pd.array([r.work_id for r in releases], dtype="Int64"),
+        }
+    )
+    inputs = CycleInputs(
+        licences=licences,
+        usage=usage,
+        works=works,
+        shares=shares,
+        holders=holders,
+        releases=release_frame,
+    )
+    return inputs, pools, declared
+
+
+def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
+    """The allocation job: load, run the engine, store the allocation and its statements in
+    one transaction. Runs only while the cycle is `allocating`; a failure marks it failed
+    with the reason and writes nothing else."""
+    cycle = Cycle.objects.select_related("policy").filter(pk=cycle_id).first()
+    if cycle is None or cycle.status != CycleStatus.ALLOCATING:
+        return cycle
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        _progress(cycle_id, "preparing suspense releases", 5)
+        releases = [
+            r
+            for r in suspense_releases_prepare(cycle=cycle)
+            if r.kind != SuspenseRelease.Kind.RETAIN
+        ]
+        _progress(cycle_id, "loading licences and usage", 10)
+        t = time.perf_counter()
+        inputs, pools, declared = cycle_inputs_load(cycle, releases)
+        timings["load"] = round(time.perf_counter() - t, 3)
+        _progress(cycle_id, "allocating", 40)
+        t = time.perf_counter()
+        result = allocate(inputs, _params(cycle.policy))
+        timings["engine"] = round(time.perf_counter() - t, 3)
+        _progress(cycle_id, "writing statements", 70)
+        t = time.perf_counter()
+        with transaction.atomic():
+            locked = Cycle.objects.select_for_update().get(pk=cycle_id)
+            if locked.status != CycleStatus.ALLOCATING:
+                return locked
+            allocation = _allocation_store(locked, result, pools, declared, releases, timings)
+            timings["write"] = round(time.perf_counter() - t, 3)
+            timings["total"] = round(time.perf_counter() - started, 3)
+            Allocation.objects.filter(pk=allocation.pk).update(timings=timings)
+            Cycle.objects.filter(pk=cycle_id).update(
+                status=CycleStatus.ALLOCATED,
+                current_allocation=allocation,
+                allocated_at=timezone.now(),
+                stage="allocated",
+                percent=100,
+                message=_summary(result.totals, cycle.currency),
+                updated_at=timezone.now(),
+            )
+            audit_record(
+                action="cycle.allocated",
+                actor=locked.allocated_by,
+                obj=locked,
+                details={"allocation": allocation.number, "checksum": allocation.checksum},
+            )
+    except Exception as exc:
+        logger.exception("allocation of cycle %s failed", cycle_id)
+        Cycle.objects.filter(pk=cycle_id, status=CycleStatus.ALLOCATING).update(
+            status=CycleStatus.FAILED,
+            stage="failed",
+            message=f"The allocation failed: {exc}",
+            updated_at=timezone.now(),
+        )
+    return Cycle.objects.get(pk=cycle_id)
+
+
+def _summary(totals: dict, currency: str) -> str:
+    return (
+        f"Pool {totals['in_minor']:,} = fee {totals['fee_minor']:,} + holders "
+        f"{totals['holders_minor']:,} + suspense {totals['suspense_minor']:,} "
+        f"({currency} minor units)."
+    )
+
+
+def _allocation_store(cycle, result, pools, declared, releases, timings) -> Allocation:
+    number = (cycle.allocations.aggregate(n=Max("number"))["n"] or 0) + 1
+    allocation = Allocation.objects.create(
+        cycle=cycle,
+        number=number,
+        policy=cycle.policy,
+        checksum=result.checksum,
+        totals={k: int(v) for k, v in result.totals.items()},
+        releases=[r.pk for r in releases],
+        created_by=cycle.allocated_by,
+    )
+    per_licence = result.licences.set_index("licence_id")
+    CycleLicence.objects.bulk_create(
+        CycleLicence(
+            allocation=allocation,
+            licence_id=p.licence_id,
+            product_code=p.product_code,
+            days_in_period=p.days_in_period,
+            term_days=p.term_days,
+            collected_minor=p.collected_minor,
+            recognised_minor=p.recognised_minor,
+            processing_fee_minor=p.processing_fee_minor,
+            pool_minor=p.pool_minor,
+            fee_minor=int(per_licence.at[p.licence_id, "fee_minor"]),
+            holders_minor=int(per_licence.at[p.licence_id, "holders_minor"]),
+            suspense_minor=int(per_licence.at[p.licence_id, "suspense_minor"]),
+            declared=p.licence_id in declared,
+            declarations=declared.get(p.licence_id, []),
+        )
+        for p in pools
+    )
+    _statements_store(allocation, result)
+    suspense = result.suspense[result.suspense["amount_minor"] > 0]
+    n = len(suspense)
+    table_write(
+        SuspenseItem._meta.db_table,
+        pa.table(
+            {
+                "allocation_id": pa.array([allocation.pk] * n, pa.int64()),
+                "cycle_id": pa.array([cycle.pk] * n, pa.int64()),
+                "currency": pa.array([cycle.currency] * n, pa.string()),
+                "reason": pa.array(suspense["reason"].astype(str), pa.string()),
+                "ref": pa.array(suspense["ref"].astype(str), pa.string()),
+                "amount_minor": pa.array(suspense["amount_minor"].astype("int64")),
+            }
+        ),
+    )
+    return allocation
+
+
+def _statements_store(allocation: Allocation, result) -> None:
+    holders = result.holders
+    n = len(holders)
+    table = pa.table(
+        {
+            "allocation_id": pa.array([allocation.pk] * n, pa.int64()),
+            "cycle_id": pa.array([allocation.cycle_id] * n, pa.int64()),
+            "holder_id": pa.array(holders["holder_id"].astype("int64")),
+            "currency": pa.array([allocation.cycle.currency] * n, pa.string()),
+            "brought_forward_minor": pa.array(holders["brought_forward_minor"].astype("int64")),
+            "gross_minor": pa.array(_gross(result).astype("int64")),
+            "deductions_minor": pa.array(_deductions(result).astype("int64")),
+            "earned_minor": pa.array(holders["earned_minor"].astype("int64")),
+            "total_minor": pa.array(holders["total_minor"].astype("int64")),
+            "payable_minor": pa.array(holders["payable_minor"].astype("int64")),
+            "carried_forward_minor": pa.array(holders["carried_forward_minor"].astype("int64")),
+        }
+    )
+    table_write(Statement._meta.db_table, table)
+    ids = table_read(
+        f"SELECT holder_id, id FROM {Statement._meta.db_table} WHERE allocation_id = %s",  # noqa: S608
+        [allocation.pk],
+        schema=pa.schema([("holder_id", pa.int64()), ("statement_id", pa.int64())]),
+    ).to_pandas()
+    work_lines = result.lines_by_work.merge(ids, on="holder_id", how="inner")
+    table_write(
+        StatementWorkLine._meta.db_table,
+        pa.table(
+            {
+                "statement_id": pa.array(work_lines["statement_id"].astype("int64")),
+                "work_id": pa.array(work_lines["work_id"].astype("Int64"), pa.int64()),
+                "quantity": pa.array(work_lines["quantity"].astype("int64")),
+                "amount_minor": pa.array(work_lines["amount_minor"].astype("int64")),
+            }
+        ),
+    )
+    products = allocation_products(allocation)
+    source = result.lines_by_source.merge(ids, on="holder_id", how="inner")
+    licence_ids = source["licence_id"].astype("Int64")
+    table_write(
+        StatementSourceLine._meta.db_table,
+        pa.table(
+            {
+                "statement_id": pa.array(source["statement_id"].astype("int64")),
+                "licence_id": pa.array(licence_ids, pa.int64()),
+                "product_code": pa.array(
+                    licence_ids.map(products).fillna("").astype(str), pa.string()
+                ),
+                "release_ref": pa.array(source["release_id"].fillna("").astype(str), pa.string()),
+                "amount_minor": pa.array(source["amount_minor"].astype("int64")),
+            }
+        ),
+    )
+
+
+def allocation_products(allocation: Allocation) -> dict[int, str]:
+    return dict(allocation.licences.values_list("licence_id", "product_code"))
+
+
+def _gross(result) -> pd.Series:
+    if "gross_minor" in result.holders:
+        return result.holders["gross_minor"]
+    return result.holders["earned_minor"]
+
+
+def _deductions(result) -> pd.Series:
+    if "deductions_minor" in result.holders:
+        return result.holders["deductions_minor"]
+    return pd.Series([0] * len(result.holders), dtype="int64")
+
+
+def cycle_approve(*, caller: Caller, cycle: Cycle) -> Cycle:
+    """allocated -> approved, by an approver who did not allocate it (four eyes). Books the
+    allocation in the ledger and publishes the statements, in one transaction."""
+    from royalties.services.cycle_ledger import cycle_book
+
+    _require_staff(caller, "approver", action="approve a cycle")
+    with transaction.atomic():
+        locked = Cycle.objects.select_for_update().get(pk=cycle.pk)
+        if locked.status != CycleStatus.ALLOCATED:
+            raise ConflictError(
+                f"A {locked.status} cycle cannot be approved.", code="cycle_not_approvable"
+            )
+        if caller.user is None or caller.user.pk == locked.allocated_by_id:
+            raise PermissionError_(
+                "Four eyes: the cycle must be approved by a different person than the one "
+                "who allocated it.",
+                code="four_eyes",
+            )
+        now = timezone.now()
+        cycle_book(cycle=locked, approved_by=caller.user)
+        Statement.objects.filter(allocation_id=locked.current_allocation_id).update(
+            published_at=now
+        )
+        Cycle.objects.filter(pk=locked.pk).update(
+            status=CycleStatus.APPROVED,
+            approved_by=caller.user,
+            approved_at=now,
+            stage="approved",
+            updated_at=now,
+        )
+        audit_record(
+            action="cycle.approve",
+            caller=caller,
+            obj=locked,
+            details={"allocation": locked.current_allocation.number},
+        )
+    cycle.refresh_from_db()
+    return cycle
+
+
+def cycle_pay(*, caller: Caller, cycle: Cycle) -> Cycle:
+    """approved -> paying. Payouts (Stripe Connect transfers) are the next piece of work; until
+    they exist the action says so rather than pretending to pay."""
+    _require_staff(caller, "approver", action="start a payout run")
+    if cycle.status != CycleStatus.APPROVED:
+        raise ConflictError(f"A {cycle.status} cycle cannot be paid.", code="cycle_not_payable")
+    raise ConflictError(
+        "Payouts through Stripe Connect are not available yet; the approved statements stand "
+        "and their payable balances stay owed.",
+        code="payouts_not_available",
+    )
+
+
+def cycle_default_period(today: date | None = None) -> str:
+    """The last complete quarter before ``today``."""
+    today = today or timezone.localdate()
+    first_of_quarter = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    last = first_of_quarter - timedelta(days=1)
+    return f"{last.year}-Q{(last.month - 1) // 3 + 1}"
+
+
+def cycle_summary_lines(cycle: Cycle) -> list[str]:
+    """The totals identity and the main figures of the cycle's current allocation, for people."""
+    allocation = cycle.current_allocation
+    if allocation is None:
+        return [f"Cycle {cycle.period} {cycle.currency}: {cycle.status}, not allocated."]
+    t = allocation.totals
+    statements = allocation.statements
+    return [
+        f"Cycle {cycle.period} {cycle.currency}: {cycle.status} "
+        f"(allocation {allocation.number}, policy v{allocation.policy.version})",
+        f"  licences: {allocation.licences.count():,}  holders: {statements.count():,}",
+        f"  in:        {t['in_minor']:>15,}  (pools {t['pool_minor']:,} + releases "
+        f"{t['releases_minor']:,})",
+        f"  fee:       {t['fee_minor']:>15,}",
+        f"  holders:   {t['holders_minor']:>15,}",
+        f"  suspense:  {t['suspense_minor']:>15,}",
+        f"  identity:  in = fee + holders + suspense -> "
+        f"{t['in_minor'] == t['fee_minor'] + t['holders_minor'] + t['suspense_minor']}",
+        f"  payable now: {t['payable_minor']:,}  carried forward: {t['carried_forward_minor']:,}",
+        f"  checksum: {allocation.checksum}",
+    ]
