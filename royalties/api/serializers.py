@@ -11,6 +11,7 @@ from royalties.models import (
     Statement,
     StatementSourceLine,
     StatementWorkLine,
+    SuspenseItem,
 )
 
 
@@ -118,3 +119,22 @@ class StatementDetailSerializer(StatementSerializer):
     class Meta(StatementSerializer.Meta):
         fields = [*StatementSerializer.Meta.fields, "sources"]
         read_only_fields = fields
+
+
+class SuspenseItemSerializer(serializers.ModelSerializer):
+    period = serializers.CharField(source="cycle.period", read_only=True)
+    released = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SuspenseItem
+        fields = ["id", "period", "cycle", "currency", "reason", "ref", "amount_minor", "released"]
+        read_only_fields = fields
+
+    def get_released(self, item) -> str | None:
+        release = getattr(item, "release", None)
+        return release.kind if release is not None else None
+
+
+class SuspenseReleaseSerializer(serializers.Serializer):
+    work = serializers.IntegerField(help_text="The work whose holders receive the money.")
+    reason = serializers.CharField(max_length=300)

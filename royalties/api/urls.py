@@ -6,5 +6,6 @@ router = DefaultRouter(trailing_slash=True)
 router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("cycles", views.CycleViewSet, basename="cycle")
 router.register("statements", views.StatementViewSet, basename="statement")
+router.register("suspense", views.SuspenseViewSet, basename="suspense")
 
 urlpatterns = router.urls

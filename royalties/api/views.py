@@ -13,12 +13,21 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.scoping import ScopedViewMixin
+from licensing.models import Work
 from royalties.api import serializers as s
-from royalties.models import Cycle, DistributionPolicy, Statement, StatementWorkLine
+from royalties.models import (
+    Cycle,
+    DistributionPolicy,
+    Statement,
+    StatementWorkLine,
+    SuspenseItem,
+)
 from royalties.services import cycles, statement_exports
+from royalties.services.suspense import suspense_outstanding, suspense_release_to_work
 
 
 class PolicyViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -146,3 +155,29 @@ class StatementViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         name = statement_exports.statement_filename(statement, "pdf")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class SuspenseViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Money held in suspense (staff): what booked cycles hold now, by reason. `release` pays
+    an item to a work's holders in the next cycle (after a claim or a resolution)."""
+
+    serializer_class = s.SuspenseItemSerializer
+    filterset_fields = ["reason", "currency", "cycle"]
+
+    def base_queryset(self):
+        return suspense_outstanding().select_related("cycle").order_by("-amount_minor", "pk")
+
+    @extend_schema(request=s.SuspenseReleaseSerializer, responses={201: s.SuspenseItemSerializer})
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        item = self.get_object()
+        data = s.SuspenseReleaseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        work = Work.objects.filter(pk=data.validated_data["work"]).first()
+        if work is None:
+            raise ValidationError({"work": ["No such work."]})
+        suspense_release_to_work(
+            caller=self.caller, item=item, work=work, reason=data.validated_data["reason"]
+        )
+        item = SuspenseItem.objects.select_related("cycle", "release").get(pk=item.pk)
+        return Response(s.SuspenseItemSerializer(item).data, status=status.HTTP_201_CREATED)

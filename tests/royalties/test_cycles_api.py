@@ -121,3 +121,44 @@ def test_holders_read_only_their_own_published_statements(
     for client in (outsider.client(), api_client_for(outsider.organisation)):
         assert client.get("/api/v1/statements/").json()["results"] == []
         assert client.get(f"/api/v1/statements/{mine.pk}/").status_code == 404
+
+
+def test_staff_see_held_money_and_release_it_to_a_work(
+    operator, approver, licensee, rights_holder, outsider
+):
+    from tests.licensing.declarations_support import ISBN_UNKNOWN
+
+    cs.policy(operator, admin_fee_bp=1000)
+    licence = cs.paid_licence(licensee, operator)
+    work_in(catalogue_for(rights_holder, "Backlist"), rights_holder, "A", isbn=ISBN_A)
+    cs.usage(licensee, licence, [("isbn", ISBN_A, 500), ("isbn", ISBN_UNKNOWN, 500)])
+    # Before approval nothing is held yet (nothing is booked).
+    assert operator.client().get("/api/v1/suspense/").json()["results"] == []
+    cs.approve(approver, cs.allocate(operator))
+    (held,) = operator.client().get("/api/v1/suspense/?reason=unmatched").json()["results"]
+    assert (held["ref"], held["amount_minor"]) == (f"isbn:{ISBN_UNKNOWN}", 41_400)
+    # A holder, its API key and an outsider find nothing and release nothing.
+    for client in (rights_holder.client(), outsider.client()):
+        assert client.get("/api/v1/suspense/").json()["results"] == []
+        response = client.post(
+            f"/api/v1/suspense/{held['id']}/release/", {"work": 1, "reason": "mine"}
+        )
+        assert response.status_code == 404
+    # Staff decide the identifier is the rights holder's other edition of work A.
+    work_a = rights_holder.organisation.catalogues.get().works.get()
+    released = operator.client().post(
+        f"/api/v1/suspense/{held['id']}/release/",
+        {"work": work_a.pk, "reason": "ISBN of the paperback edition of A"},
+        format="json",
+    )
+    assert released.status_code == 201, released.content
+    assert released.json()["released"] == "to_work"
+    again = operator.client().post(
+        f"/api/v1/suspense/{held['id']}/release/", {"work": work_a.pk, "reason": "twice"}
+    )
+    assert again.status_code == 404  # no longer held
+    cycle = cs.allocate(operator, "2026-Q4")  # Q4: no declarations -> no_usage; plus the release
+    statement = Statement.objects.get(
+        allocation=cycle.current_allocation, holder=rights_holder.organisation
+    )
+    assert statement.earned_minor == 41_400
