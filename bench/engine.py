@@ -44,7 +44,14 @@ def peak_mb() -> float:
 
 
 def generate(
-    *, works: int, holders: int, licences: int, rows: int, seed: int
+    *,
+    works: int,
+    holders: int,
+    licences: int,
+    rows: int,
+    seed: int,
+    undeclared: float = 0.01,
+    fallback: str = "proxy",
 ) -> tuple[CycleInputs, PolicyParams]:
     rng = np.random.default_rng(seed)
     products = np.array([f"P{i}" for i in range(10)])
@@ -91,7 +98,7 @@ def generate(
             "licence_id": licence_ids,
             "product": pd.Series(products[licence_ids % len(products)], dtype="str"),
             "pool_minor": rng.integers(100_000, 10_000_000, licences).astype("int64"),
-            "declared": rng.random(licences) >= 0.01,
+            "declared": rng.random(licences) >= undeclared,
         }
     )
 
@@ -140,6 +147,7 @@ def generate(
         media_weight_bp={"image": 5000, "video": 20000},
         unmatched_weight_bp=10000,
         threshold_minor=2_500,
+        fallback=fallback,
     )
     inputs = CycleInputs(
         licences=licences_df,
@@ -159,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--licences", type=int, default=300)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--seed", type=int, default=20_260_101)
+    parser.add_argument(
+        "--undeclared", type=float, default=0.01, help="share of undeclared (proxied) licences"
+    )
+    parser.add_argument("--fallback", choices=["proxy", "suspense"], default="proxy")
     parser.add_argument("--repeat", type=int, default=1, help="run allocate this many times")
     args = parser.parse_args(argv)
 
@@ -169,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         licences=args.licences,
         rows=args.rows,
         seed=args.seed,
+        undeclared=args.undeclared,
+        fallback=args.fallback,
     )
     print(
         f"generated in {time.perf_counter() - start:.2f}s: {len(inputs.licences):,} licences, "

@@ -14,17 +14,27 @@ floors of step 3 (`pool × S × u / W` per usage row, less than one sub-unit per
 pro-rata release split (less than one sub-unit per holder); both are far below one minor unit
 and are absorbed by the single rounding of the cycle:
 
-1. proxy usage for undeclared or nil licences from the declared licences of the same product;
-2. weight per usage row: quantity × media weight;
-3. each licence's pool over its rows by weight;
+1. undeclared or nil licences (declared=False or zero weight): with `fallback="proxy"` all
+   those of one product share ONE pool (their pools summed) over the summed usage of the
+   product's declared licences — its scaled split is exactly the sum of theirs up to
+   truncation, and each licence's breakdown is the pool's parts split by its share of the
+   pool; with `fallback="suspense"` each whole pool goes to `no_usage` (ref = licence id);
+2. weight per usage row: quantity × media weight (unmatched identifiers: the unmatched
+   weight; an identifier held by a registered reservation, work_id <NA> and reserved=True,
+   weighs like an unmatched one);
+3. each pool over its rows by weight;
 4. the administration fee per row (media beats product beats default);
-5. the net of each row to the work's holders by share, or to a suspense bucket;
+5. the net of each row to the work's holders by share, or to a suspense bucket (`unmatched`
+   or, for a reserved identifier, `reserved`, keyed by the ref); the row's fee is split by
+   the same shares into each holder's informational `deductions_minor` (summed at scale,
+   rounded down; gross = earned + deductions; no money moves on it);
 6. releases out of suspense to a work's holders (the release is the staff decision, so the
    work's dispute flag is not consulted again; an unassigned part goes back to suspense), or
    pro rata to this cycle's earners by their scaled earnings from steps 3-5;
 7. ONE largest-remainder rounding over all buckets (fees, holders, suspense) together;
 8. holder totals with brought-forward balances and thresholds;
-9. statement lines rounded inside each holder's total by the same method.
+9. statement lines rounded inside each holder's total by the same method: by work, and by
+   source (one line per product, or per release; the per-licence detail is `licences`).
 
 The totals identity `in = fees + holders + suspense` is checked exactly and raises
 `AllocationError` (never `assert`).
@@ -35,6 +45,7 @@ The totals identity `in = fees + holders + suspense` is checked exactly and rais
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -44,8 +55,14 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from royalties.engine.rounding import RoundingError, largest_remainder
+
+# An allocation's own DuckDB connection: its threads and the cap of its buffer manager.
+DUCKDB_THREADS = 2
+DUCKDB_MEMORY_LIMIT = "1GB"
 
 PPM = 1_000_000  # a whole work, in parts per million
 BP = 10_000  # 100 %, in basis points
@@ -57,6 +74,23 @@ RESERVED = "reserved"
 DISPUTED = "disputed"
 UNASSIGNED_SHARE = "unassigned_share"
 UNDISTRIBUTABLE = "undistributable"
+
+# The columns of `CycleResult.holders`, in order.
+HOLDER_COLUMNS = (
+    "holder_id",
+    "brought_forward_minor",
+    "earned_minor",
+    "total_minor",
+    "payable_minor",
+    "carried_forward_minor",
+    "gross_minor",
+    "deductions_minor",
+)
+
+# Policy fallbacks for licences without usable declarations.
+PROXY = "proxy"
+SUSPENSE = "suspense"
+FALLBACKS = (PROXY, SUSPENSE)
 
 # The columns (and pandas dtypes) each input frame must have; `empty_inputs()` builds them.
 INPUT_COLUMNS: dict[str, dict[str, str]] = {
@@ -100,6 +134,9 @@ class PolicyParams:
     unmatched_weight_bp: int = BP
     threshold_minor: int = 0
     scale: int = 10**9
+    # Licences undeclared or with zero usage weight: "proxy" (the usage of the declared
+    # licences of the same product) or "suspense" (the whole pool to `no_usage`/licence id).
+    fallback: str = "proxy"
 
 
 @dataclass(frozen=True)
@@ -158,9 +195,20 @@ def allocate(
     """
     _check_policy(policy)
     _check_columns(inputs)
-    own = con is None
-    # Row order inside the engine's tables never matters (every output is sorted).
-    con = duckdb.connect(config={"preserve_insertion_order": False}) if own else con
+    spill: tempfile.TemporaryDirectory | None = None
+    if con is None:
+        # Row order inside the engine's tables never matters (every output is sorted). The
+        # buffer manager is capped (DuckDB spills to `spill` past it) so a full-size cycle
+        # stays well inside a worker's memory next to the input and output frames.
+        spill = tempfile.TemporaryDirectory(prefix="allocate-")
+        con = duckdb.connect(
+            config={
+                "preserve_insertion_order": False,
+                "threads": DUCKDB_THREADS,
+                "memory_limit": DUCKDB_MEMORY_LIMIT,
+                "temp_directory": spill.name,
+            }
+        )
     stages = timings if timings is not None else {}
     try:
         return _Run(con, inputs, policy, stages).run()
@@ -169,8 +217,9 @@ def allocate(
     except RoundingError as exc:
         raise AllocationError(str(exc)) from exc
     finally:
-        if own:
+        if spill is not None:
             con.close()  # frees every table of the run at once
+            spill.cleanup()
         else:
             _cleanup(con)
 
@@ -192,6 +241,10 @@ def _check_policy(policy: PolicyParams) -> None:
     ints("unmatched_weight_bp", policy.unmatched_weight_bp, 0, None)
     ints("threshold_minor", policy.threshold_minor, 0, None)
     ints("scale", policy.scale, 1, None)
+    if policy.fallback not in FALLBACKS:
+        raise AllocationError(
+            f"policy fallback must be one of {', '.join(FALLBACKS)}, got {policy.fallback!r}"
+        )
 
 
 def _check_columns(inputs: CycleInputs) -> None:
@@ -211,7 +264,7 @@ def _check_columns(inputs: CycleInputs) -> None:
 
 
 _INPUT_VIEWS = [f"e_{n}_in" for n in INPUT_COLUMNS] + ["e_fee_prod", "e_fee_media", "e_media_w"]
-_RELEASE_VIEWS = ["e_relc_in", "e_rels_in"]
+_RELEASE_VIEWS = ["e_relc_in", "e_rels_in", "e_relp_in"]
 _TABLES = [
     "e_lic",
     "e_wrk",
@@ -223,6 +276,7 @@ _TABLES = [
     "e_u",
     "e_um",
     "e_lw",
+    "e_pool",
     "e_lt",
     "e_price",
     "e_r",
@@ -230,6 +284,7 @@ _TABLES = [
     "e_c",
     "e_rest",
     "e_relc",
+    "e_ch",
     "e_b",
     "e_br",
     "e_he",
@@ -273,10 +328,10 @@ class _Run:
         self.con.execute(query)
 
     def one(self, query: str) -> tuple:
-        row = self.con.execute(query).fetchone()
-        if row is None:  # an aggregate always returns a row
+        rows = self.con.execute(query).fetchall()  # fetched to the end: the result is done
+        if not rows:  # an aggregate always returns a row
             raise AllocationError(f"no result from: {query[:60]}")
-        return row
+        return rows[0]
 
     def run(self) -> CycleResult:
         with self.stage("load"):
@@ -287,8 +342,12 @@ class _Run:
             self.split()
         with self.stage("releases"):
             self.releases()
+            # Shares and works are done with: free them before the big sums below.
+            self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE e_wrk")
         with self.stage("round"):
             totals = self.round()
+            self.licence_breakdown = self._licence_breakdown()
+            self.sql("DROP TABLE e_r; DROP TABLE e_rum; DROP TABLE e_rest")
         with self.stage("lines"):
             lines_by_work, lines_by_source = self.lines()
         with self.stage("outputs"):
@@ -310,19 +369,26 @@ class _Run:
                  CAST(l.licence_id AS BIGINT) AS licence_id, CAST(l.product AS VARCHAR) AS product,
                  CAST(l.pool_minor AS BIGINT) AS pool_minor,
                  CAST(l.declared AS BOOLEAN) AS declared,
-                 CAST(coalesce(fp.bp, {p.admin_fee_bp}) AS BIGINT) AS pbp
+                 CAST(coalesce(fp.bp, {p.admin_fee_bp}) AS BIGINT) AS pbp,
+                 CAST(dense_rank() OVER (ORDER BY CAST(l.product AS VARCHAR)) - 1 AS BIGINT)
+                   AS pidx
                FROM e_licences_in l LEFT JOIN e_fee_prod fp ON fp.product = l.product"""
         )
-        n, distinct, nulls, negative, pools = self.one(
+        n, distinct, nulls, negative, pools, top, products = self.one(
             """SELECT count(*), count(DISTINCT licence_id),
                  count(*) FILTER (licence_id IS NULL OR product IS NULL OR pool_minor IS NULL
                                   OR declared IS NULL),
-                 count(*) FILTER (pool_minor < 0), coalesce(sum(pool_minor), 0) FROM e_lic"""
+                 count(*) FILTER (pool_minor < 0), coalesce(sum(pool_minor), 0),
+                 coalesce(max(licence_id), 0), count(DISTINCT product) FROM e_lic"""
         )
         _require(nulls == 0, "licences has missing values")
         _require(n == distinct, "licences has duplicate licence_id")
         _require(negative == 0, "licences has a negative pool_minor")
         self.pool_minor = int(pools)
+        # A product's proxied licences share ONE pool, keyed `proxy_base + pidx` (past every
+        # licence id, so pool ids and licence ids never collide).
+        self.proxy_base = max(int(top), 0) + 1
+        _require(self.proxy_base + int(products) < 2**63, "licence_id too large")
         self.load_releases()
         # Every scaled amount of the cycle is at most (pools + releases) × S: when that fits
         # in 64 bits, BIGINT carries them (fast; overflow still raises), otherwise HUGEINT.
@@ -462,6 +528,7 @@ class _Run:
             SELECT CAST(u.licence_id AS BIGINT) AS licence_id,
               coalesce(CAST(u.ref AS VARCHAR), '') AS ref, CAST(u.quantity AS BIGINT) AS q,
               CAST(u.quantity AS BIGINT) * {p.unmatched_weight_bp} AS wt, l.pbp AS bp,
+              coalesce(CAST(u.reserved AS BOOLEAN), false) AS reserved,
               false AS proxy, l.licence_id IS NULL AS unknown_licence,
               u.reserved IS NULL AS no_reserved
             FROM e_usage_in u LEFT JOIN e_lic l ON l.licence_id = u.licence_id
@@ -489,19 +556,38 @@ class _Run:
         _require(checks_um[2] == 0, "usage has an unmatched row (work_id <NA>) without a ref")
         _require(checks[3] + checks_um[3] == 0, "usage names a licence_id that is not in licences")
 
-        # A licence uses its own rows when declared with some weight; otherwise the summed
-        # rows of the declared licences of its product (rows keyed by work/ref and reserved).
+        # A licence uses its own rows when declared with some weight (a pool of its own, id
+        # = licence id). Otherwise, with the proxy fallback, all such licences of one product
+        # share ONE pool (id `proxy_base + pidx`, their pools summed) over the summed rows of
+        # the product's direct licences: its scaled split is exactly the sum of theirs, up to
+        # truncation. With the suspense fallback they get no rows (step 7: `no_usage`).
+        base = self.proxy_base
         self.sql(
-            """CREATE OR REPLACE TEMP TABLE e_lw AS
+            f"""CREATE OR REPLACE TEMP TABLE e_lw AS
             WITH w AS (SELECT licence_id, sum(wt) AS wt FROM (
                 SELECT licence_id, wt FROM e_u UNION ALL SELECT licence_id, wt FROM e_um)
               GROUP BY licence_id)
-            SELECT l.licence_id, l.product, l.pbp,
-                   l.declared AND coalesce(w.wt, 0) > 0 AS direct
+            SELECT l.licence_id, l.product, l.pidx, l.pbp, l.pool_minor,
+                   l.declared AND coalesce(w.wt, 0) > 0 AS direct,
+                   CASE WHEN l.declared AND coalesce(w.wt, 0) > 0 THEN l.licence_id
+                        ELSE {base} + l.pidx END AS pool_id
             FROM e_lic l LEFT JOIN w ON w.licence_id = l.licence_id"""
         )
-        proxied = self.one("SELECT count(*) FROM e_lw WHERE NOT direct")[0]
+        proxy = p.fallback == PROXY
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_pool AS
+            SELECT pool_id, product, pidx, CAST(pool_minor AS HUGEINT) AS pool_minor,
+                   1 AS k, false AS proxy
+            FROM e_lw WHERE direct
+            UNION ALL
+            SELECT pool_id, product, pidx, sum(pool_minor), count(*), true
+            FROM e_lw WHERE NOT direct AND {str(proxy).lower()}
+            GROUP BY pool_id, product, pidx"""
+        )
+        proxied = self.one("SELECT count(*) FROM e_pool WHERE proxy")[0]
         if proxied:
+            # Each proxied licence used to carry a copy of the donor rows: the pool's rows
+            # keep counting the quantity once per licence (k) for the statement lines.
             self.sql(
                 """INSERT INTO e_u
                 WITH donor AS (
@@ -509,67 +595,73 @@ class _Run:
                          any_value(u.bp) AS bp
                   FROM e_u u JOIN e_lw l ON l.licence_id = u.licence_id
                   WHERE l.direct AND u.wt > 0 AND l.product IN (
-                    SELECT product FROM e_lw WHERE NOT direct)
+                    SELECT product FROM e_pool WHERE proxy)
                   GROUP BY l.product, u.work_id, u.route)
-                SELECT l.licence_id, d.work_id, CAST(d.q AS BIGINT), CAST(d.wt AS BIGINT), d.bp,
-                       d.route, true, false, false, false
-                FROM e_lw l JOIN donor d ON d.product = l.product WHERE NOT l.direct"""
+                SELECT p.pool_id, d.work_id, CAST(d.q * p.k AS BIGINT), CAST(d.wt AS BIGINT),
+                       d.bp, d.route, true, false, false, false
+                FROM e_pool p JOIN donor d ON d.product = p.product WHERE p.proxy"""
             )
             self.sql(
                 """INSERT INTO e_um
                 WITH donor AS (
-                  SELECT l.product, u.ref, sum(u.q) AS q, sum(u.wt) AS wt, any_value(u.bp) AS bp
+                  SELECT l.product, u.ref, u.reserved, sum(u.q) AS q, sum(u.wt) AS wt,
+                         any_value(u.bp) AS bp
                   FROM e_um u JOIN e_lw l ON l.licence_id = u.licence_id
-                  WHERE l.direct AND u.wt > 0
-                  GROUP BY l.product, u.ref)
-                SELECT l.licence_id, d.ref, CAST(d.q AS BIGINT), CAST(d.wt AS BIGINT), d.bp,
-                       true, false, false
-                FROM e_lw l JOIN donor d ON d.product = l.product WHERE NOT l.direct"""
+                  WHERE l.direct AND u.wt > 0 AND l.product IN (
+                    SELECT product FROM e_pool WHERE proxy)
+                  GROUP BY l.product, u.ref, u.reserved)
+                SELECT p.pool_id, d.ref, CAST(d.q * p.k AS BIGINT), CAST(d.wt AS BIGINT), d.bp,
+                       d.reserved, true, false, false
+                FROM e_pool p JOIN donor d ON d.product = p.product WHERE p.proxy"""
             )
 
     # --------------------------------------------------------------------------------- split
     def split(self) -> None:
-        """Steps 3-5: pools over rows, fee per row, net to holders or suspense."""
+        """Steps 3-5: pools over rows, fee per row, net to holders or suspense.
+
+        Rows whose `licence_id` is not a pool id (the own rows of a proxied or fallen-back
+        licence) are not priced.
+        """
         S, AMT = self.S, self.AMT
-        # Effective weight per licence (own rows if direct, proxy rows otherwise).
+        # Weight per pool.
         self.sql(
             """CREATE OR REPLACE TEMP TABLE e_lt AS
-            SELECT l.licence_id, l.direct, sum(x.wt) AS W FROM e_lw l JOIN (
-                SELECT licence_id, wt, proxy FROM e_u WHERE wt > 0
-                UNION ALL SELECT licence_id, wt, proxy FROM e_um WHERE wt > 0) x
-              ON x.licence_id = l.licence_id AND x.proxy = NOT l.direct
-            GROUP BY l.licence_id, l.direct"""
+            SELECT x.licence_id AS pool_id, sum(x.wt) AS W FROM (
+                SELECT licence_id, wt FROM e_u WHERE wt > 0
+                UNION ALL SELECT licence_id, wt FROM e_um WHERE wt > 0) x
+              SEMI JOIN e_pool p ON p.pool_id = x.licence_id
+            GROUP BY x.licence_id"""
         )
-        # Step 3-4 per distinct (licence, weight, fee rate): a = floor(pool × S × wt / W) in
+        # Step 3-4 per distinct (pool, weight, fee rate): a = floor(pool × S × wt / W) in
         # 128 bits, fee = floor(a × bp / 10000) and net = a − fee, exact in AMT (the product
         # a × bp is split as (a div 10⁴) × bp + (a mod 10⁴) × bp div 10⁴ so it never widens).
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_price AS
             WITH k AS (
               SELECT DISTINCT licence_id, wt, bp FROM (
-                SELECT licence_id, wt, bp, proxy FROM e_u WHERE wt > 0
-                UNION ALL SELECT licence_id, wt, bp, proxy FROM e_um WHERE wt > 0) x
-              SEMI JOIN e_lt t ON t.licence_id = x.licence_id AND x.proxy = NOT t.direct),
+                SELECT licence_id, wt, bp FROM e_u WHERE wt > 0
+                UNION ALL SELECT licence_id, wt, bp FROM e_um WHERE wt > 0) x
+              SEMI JOIN e_lt t ON t.pool_id = x.licence_id),
             a AS (
               SELECT k.licence_id, k.wt, k.bp, CAST(
-                  (CAST(l.pool_minor AS HUGEINT) * CAST({S} AS HUGEINT) * k.wt) // t.W
+                  (p.pool_minor * CAST({S} AS HUGEINT) * k.wt) // t.W
                 AS {AMT}) AS a
-              FROM k JOIN e_lic l ON l.licence_id = k.licence_id
-                JOIN e_lt t ON t.licence_id = k.licence_id),
+              FROM k JOIN e_pool p ON p.pool_id = k.licence_id
+                JOIN e_lt t ON t.pool_id = k.licence_id),
             f AS (SELECT *, (a // {BP}) * bp + ((a % {BP}) * bp) // {BP} AS fee FROM a)
             SELECT licence_id, wt, bp, fee, a - fee AS net FROM f"""
         )
         self.sql(
             """CREATE OR REPLACE TEMP TABLE e_r AS
             SELECT u.licence_id, u.work_id, u.q, u.route, p.fee, p.net
-            FROM e_u u JOIN e_lt t ON t.licence_id = u.licence_id AND u.proxy = NOT t.direct
+            FROM e_u u
               JOIN e_price p ON p.licence_id = u.licence_id AND p.wt = u.wt AND p.bp = u.bp
             WHERE u.wt > 0"""
         )
         self.sql(
             """CREATE OR REPLACE TEMP TABLE e_rum AS
-            SELECT u.licence_id, u.ref, p.fee, p.net
-            FROM e_um u JOIN e_lt t ON t.licence_id = u.licence_id AND u.proxy = NOT t.direct
+            SELECT u.licence_id, u.ref, u.reserved, p.fee, p.net
+            FROM e_um u
               JOIN e_price p ON p.licence_id = u.licence_id AND p.wt = u.wt AND p.bp = u.bp
             WHERE u.wt > 0"""
         )
@@ -583,7 +675,10 @@ class _Run:
               CASE WHEN s.whole1 THEN r.net
                    ELSE (r.net // {PPM}) * s.share_ppm + ((r.net % {PPM}) * s.share_ppm) // {PPM}
               END AS amt,
-              CASE WHEN s.whole1 THEN NULL WHEN s.first THEN r.net ELSE 0 END AS net_once
+              CASE WHEN s.whole1 THEN NULL WHEN s.first THEN r.net ELSE 0 END AS net_once,
+              CASE WHEN s.whole1 THEN r.fee
+                   ELSE (r.fee // {PPM}) * s.share_ppm + ((r.fee % {PPM}) * s.share_ppm) // {PPM}
+              END AS fee
             FROM e_r r JOIN e_shx s ON s.work_id = r.work_id
             WHERE r.route = 0"""
         )
@@ -599,7 +694,7 @@ class _Run:
         )
         self.sql(
             f"""INSERT INTO e_c
-            SELECT licence_id, work_id, top, 0, CAST(rest AS {AMT}), NULL FROM e_rest
+            SELECT licence_id, work_id, top, 0, CAST(rest AS {AMT}), NULL, 0 FROM e_rest
             WHERE top IS NOT NULL AND rest > 0"""
         )
         self.sql("DELETE FROM e_rest WHERE top IS NOT NULL")  # only unassigned rests remain
@@ -620,13 +715,22 @@ class _Run:
             ).fetchall():
                 shares[work_id].append((holder_id, ppm))
             self.con.unregister("e_relc_in")
+        # Each holder's scaled earnings and attributable fee (steps 3-5), summed once.
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_ch AS
+            SELECT holder_id, sum(amt) AS amt, sum(fee) AS fee FROM e_c GROUP BY holder_id"""
+        )
         earners: list[tuple[int, int]] = []
+        earned_total = 0
+        # With 64-bit amounts, pro-rata parts are computed in SQL (scaled × e < 2¹²⁶).
+        in_sql = self.AMT == "BIGINT"
         if any(r[2] is None for r in rel):
-            earners = self.con.execute(
-                """SELECT holder_id, CAST(sum(amt) AS HUGEINT) AS e FROM e_c GROUP BY holder_id
-                   HAVING sum(amt) > 0 ORDER BY holder_id"""
-            ).fetchall()
-        earned_total = sum(e for _, e in earners)
+            earned_total = int(self.one("SELECT coalesce(sum(amt), 0) FROM e_ch WHERE amt > 0")[0])
+            if not in_sql:
+                earners = self.con.execute(
+                    "SELECT holder_id, amt FROM e_ch WHERE amt > 0 ORDER BY holder_id"
+                ).fetchall()
+        pro_rata: list[tuple[int, int]] = []
         c_holder: list[int] = []
         c_work: list[int | None] = []
         c_release: list[int] = []
@@ -645,6 +749,8 @@ class _Run:
                     suspense.append((UNASSIGNED_SHARE, str(work_id), rest))
             elif earned_total == 0:
                 suspense.append((UNDISTRIBUTABLE, release_id, scaled))
+            elif in_sql:
+                pro_rata.append((index, scaled))
             else:
                 amounts = [scaled * e // earned_total for _, e in earners]
                 c_holder.extend(h for (h, _), a in zip(earners, amounts, strict=True) if a)
@@ -685,6 +791,26 @@ class _Run:
                    CAST(release_idx AS BIGINT) AS release_idx, CAST(amt AS {self.AMT}) AS amt
             FROM e_relc_in"""
         )
+        if pro_rata:
+            self.con.register(
+                "e_relp_in",
+                pd.DataFrame(
+                    {
+                        "release_idx": np.asarray([p[0] for p in pro_rata], dtype="int64"),
+                        "scaled": np.asarray([p[1] for p in pro_rata], dtype="int64"),
+                    }
+                ),
+            )
+            self.sql(
+                f"""INSERT INTO e_relc
+                SELECT holder_id, NULL, release_idx, amt FROM (
+                  SELECT c.holder_id, r.release_idx, CAST(
+                      (CAST(r.scaled AS HUGEINT) * c.amt) // CAST('{earned_total}' AS HUGEINT)
+                    AS BIGINT) AS amt
+                  FROM e_ch c CROSS JOIN e_relp_in r WHERE c.amt > 0)
+                WHERE amt > 0"""
+            )
+            self.con.unregister("e_relp_in")
 
     # --------------------------------------------------------------------------------- round
     def round(self) -> dict[str, int]:
@@ -698,10 +824,10 @@ class _Run:
             b AS (
               SELECT 0 AS kind, l.product, NULL::BIGINT AS holder_id, NULL::VARCHAR AS reason,
                      NULL::VARCHAR AS ref, CAST(sum(fl.fee) AS {AMT}) AS n
-              FROM fl JOIN e_lic l ON l.licence_id = fl.licence_id GROUP BY l.product
+              FROM fl JOIN e_pool l ON l.pool_id = fl.licence_id GROUP BY l.product
               UNION ALL
               SELECT 1, NULL, holder_id, NULL, NULL, CAST(sum(amt) AS {AMT}) FROM (
-                SELECT holder_id, amt FROM e_c UNION ALL SELECT holder_id, amt FROM e_relc)
+                SELECT holder_id, amt FROM e_ch UNION ALL SELECT holder_id, amt FROM e_relc)
               GROUP BY holder_id
               UNION ALL
               SELECT 2, NULL, NULL, reason, ref, CAST(sum(n) AS {AMT}) FROM (
@@ -714,11 +840,13 @@ class _Run:
                 SELECT '{UNASSIGNED_SHARE}', CAST(work_id AS VARCHAR), sum(rest) FROM e_rest
                 GROUP BY work_id
                 UNION ALL
-                SELECT '{UNMATCHED}', ref, sum(net) FROM e_rum GROUP BY ref
+                SELECT CASE WHEN reserved THEN '{RESERVED}' ELSE '{UNMATCHED}' END, ref,
+                       sum(net)
+                FROM e_rum GROUP BY reserved, ref
                 UNION ALL
                 SELECT '{NO_USAGE}', CAST(licence_id AS VARCHAR),
                        CAST(pool_minor AS HUGEINT) * CAST({S} AS HUGEINT)
-                FROM e_lic WHERE licence_id NOT IN (SELECT licence_id FROM e_lt)
+                FROM e_lw WHERE pool_id NOT IN (SELECT pool_id FROM e_lt)
                 UNION ALL
                 SELECT reason, ref, CAST(n AS HUGEINT) FROM e_rels_in)
               GROUP BY reason, ref)
@@ -740,9 +868,13 @@ class _Run:
                 THEN 1 ELSE 0 END AS BIGINT) AS minor
             FROM e_b"""
         )
+        # Each holder's earned total, and the fee attributable to its usage (the fee part of
+        # each routed row split by the same share ppm, summed at scale, rounded down).
         self.sql(
-            "CREATE OR REPLACE TEMP TABLE e_he AS SELECT holder_id, minor AS earned "
-            "FROM e_br WHERE kind = 1"
+            f"""CREATE OR REPLACE TEMP TABLE e_he AS
+            WITH d AS (SELECT holder_id, CAST(fee // {S} AS BIGINT) AS ded FROM e_ch)
+            SELECT b.holder_id, b.minor AS earned, coalesce(d.ded, 0) AS ded
+            FROM e_br b LEFT JOIN d ON d.holder_id = b.holder_id WHERE b.kind = 1"""
         )
         fee, holders, suspense = (
             int(x)
@@ -770,9 +902,9 @@ class _Run:
     def lines(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Step 9: statement lines, rounded inside each holder's earned total.
 
-        DuckDB sums the lines (with each holder's dense index `gid`); numpy ranks their
-        remainders inside each holder (integer sorts beat a partitioned window plus an ORDER BY
-        over millions of lines).
+        DuckDB sums the lines (with each holder's dense index `gid`) and sorts them by (gid,
+        key); numpy ranks their remainders inside each holder (integer sorts beat a
+        partitioned window over millions of lines).
         """
         self.sql(
             """CREATE OR REPLACE TEMP TABLE e_hix AS
@@ -781,53 +913,46 @@ class _Run:
         he = self.con.execute("SELECT holder_id, earned FROM e_he ORDER BY holder_id").fetchnumpy()
         self.he_ids = np.asarray(he["holder_id"], dtype="int64")
         self.he_earned = np.asarray(he["earned"], dtype="int64")
-        works = np.asarray(
-            self.con.execute(
-                """SELECT work_id FROM e_wrk UNION SELECT work_id FROM e_relc
-                   WHERE work_id IS NOT NULL ORDER BY 1"""
-            ).fetchnumpy()["work_id"],
-            dtype="int64",
+        products = np.asarray(
+            self.con.execute("SELECT DISTINCT pidx, product FROM e_lic ORDER BY pidx").fetchnumpy()[
+                "product"
+            ],
+            dtype=object,
         )
-        licences = np.asarray(
-            self.con.execute("SELECT licence_id FROM e_lic ORDER BY 1").fetchnumpy()["licence_id"],
-            dtype="int64",
-        )
-        w, s = self._line_sums(works, licences)
+        w, s = self._line_sums(len(products))
 
         o, amount = self._round_lines(w)
-        key = w["key"][o]
-        knull = key == len(works)
+        knull = w["knull"][o]
         by_work = pd.DataFrame(
             {
                 "holder_id": self.he_ids[w["gid"][o]],
-                "work_id": pd.arrays.IntegerArray(
-                    np.where(knull, 0, works[np.minimum(key, max(len(works) - 1, 0))]), knull
-                ),
+                "work_id": pd.arrays.IntegerArray(w["kval"][o], knull),
                 "quantity": w["quantity"][o],
                 "amount_minor": amount,
             }
         )
+        # Source lines: one per product (keys 0..P-1), then one per release (keys P..).
         o, amount = self._round_lines(s)
         key = s["key"][o]
-        lnull = key >= len(licences)
-        names = np.array([*self.release_ids, ""], dtype=object)
+        names = pa.array([*products, *self.release_ids, ""], pa.string())
+        is_release = key >= len(products)
+        blank = len(names) - 1
+
+        def text(index: np.ndarray) -> pd.Series:  # names by index, decoded in Arrow
+            decoded = pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), names)
+            return pd.Series(decoded.cast(pa.string()).to_pandas(), dtype="str")
+
         by_source = pd.DataFrame(
             {
                 "holder_id": self.he_ids[s["gid"][o]],
-                "licence_id": pd.arrays.IntegerArray(
-                    np.where(lnull, 0, licences[np.minimum(key, max(len(licences) - 1, 0))]),
-                    lnull,
-                ),
-                "release_id": pd.Series(
-                    names[np.where(lnull, key - len(licences), len(self.release_ids))],
-                    dtype="str",
-                ),
+                "product": text(np.where(is_release, blank, key)),
+                "release_id": text(np.where(is_release, key, blank)),
                 "amount_minor": amount,
             }
         )
         return by_work, by_source
 
-    def _line_sums(self, works: np.ndarray, licences: np.ndarray) -> tuple[dict, dict]:
+    def _line_sums(self, n_products: int) -> tuple[dict, dict]:
         S, AMT = self.S, self.AMT
         w = self.con.execute(
             f"""WITH x AS (
@@ -838,27 +963,33 @@ class _Run:
               GROUP BY holder_id, work_id)
             SELECT h.gid, x.work_id IS NULL AS knull, coalesce(x.work_id, 0) AS kval,
                    x.quantity, CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
-            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0"""
+            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0
+            ORDER BY h.gid, x.work_id NULLS LAST"""
         ).fetchnumpy()
         knull = np.asarray(w["knull"], dtype=bool)
         w = {k: np.asarray(v, dtype="int64") for k, v in w.items() if k != "knull"}
-        w["key"] = np.where(knull, len(works), np.searchsorted(works, w["kval"]))
+        w["knull"] = knull
+
+        # The line key orders work ids ascending, the releases to all earners (no work) last.
+        low = int(w["kval"].min()) if len(knull) else 0
+        top = int(w["kval"].max()) - low + 1 if len(knull) else 0
+        w["key"] = np.where(knull, top, w["kval"] - low)
         s = self.con.execute(
             f"""WITH x AS (
-              SELECT holder_id, licence_id, NULL::BIGINT AS release_idx,
-                     CAST(sum(amt) AS {AMT}) AS n
-              FROM e_c GROUP BY holder_id, licence_id
+              SELECT c.holder_id, p.pidx AS key, CAST(sum(c.amt) AS {AMT}) AS n
+              FROM e_c c JOIN e_pool p ON p.pool_id = c.licence_id
+              GROUP BY c.holder_id, p.pidx
               UNION ALL
-              SELECT holder_id, NULL, release_idx, CAST(sum(amt) AS {AMT})
+              SELECT holder_id, {n_products} + release_idx, CAST(sum(amt) AS {AMT})
               FROM e_relc GROUP BY holder_id, release_idx)
-            SELECT h.gid, x.licence_id IS NULL AS lnull, coalesce(x.licence_id, 0) AS lic,
-                   coalesce(x.release_idx, 0) AS ridx,
+            SELECT h.gid, x.key,
                    CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
-            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0"""
+            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0
+            ORDER BY h.gid, x.key"""
         ).fetchnumpy()
-        lnull = np.asarray(s["lnull"], dtype=bool)
-        s = {k: np.asarray(v, dtype="int64") for k, v in s.items() if k != "lnull"}
-        s["key"] = np.where(lnull, len(licences) + s["ridx"], np.searchsorted(licences, s["lic"]))
+        s = {k: np.asarray(v, dtype="int64") for k, v in s.items()}
+
+        self.sql("DROP TABLE e_c")  # the largest table: every line is summed
         return w, s
 
     def _round_lines(self, lines: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -913,16 +1044,20 @@ class _Run:
             f"""WITH j AS (
               SELECT coalesce(e.holder_id, h.holder_id) AS holder_id,
                      coalesce(h.bf, 0) AS bf, coalesce(e.earned, 0) AS earned,
+                     coalesce(e.ded, 0) AS ded,
                      coalesce(h.ready, true) AS ready,
                      greatest(coalesce(h.thr, 0), {self.policy.threshold_minor}) AS thr
               FROM e_he e FULL OUTER JOIN e_hin h ON h.holder_id = e.holder_id)
             SELECT holder_id, bf AS brought_forward_minor, earned AS earned_minor,
                    bf + earned AS total_minor,
                    CASE WHEN ready AND bf + earned >= thr AND bf + earned > 0
-                        THEN bf + earned ELSE 0 END AS payable_minor
+                        THEN bf + earned ELSE 0 END AS payable_minor, ded AS deductions_minor
             FROM j WHERE earned > 0 OR bf > 0 ORDER BY holder_id"""
         ).df()
         holders["carried_forward_minor"] = holders["total_minor"] - holders["payable_minor"]
+        # Informational: gross = earned + the fee attributable to the holder's usage.
+        holders["gross_minor"] = holders["earned_minor"] + holders["deductions_minor"]
+        holders = holders[[*HOLDER_COLUMNS]]
         suspense = con.execute(
             "SELECT reason, ref, minor AS amount_minor FROM e_br WHERE kind = 2 AND minor > 0 "
             "ORDER BY reason, ref"
@@ -931,19 +1066,17 @@ class _Run:
             "SELECT product, minor AS amount_minor FROM e_br WHERE kind = 0 AND minor > 0 "
             "ORDER BY product"
         ).df()
-        licences = self._licence_breakdown()
+        licences = self.licence_breakdown
 
         for frame in (holders, suspense, fees, lines_by_work, lines_by_source, licences):
             for column in frame.columns:
                 if column.endswith("_minor") or column in {"holder_id", "quantity"}:
                     frame[column] = frame[column].astype("int64")
-        for frame in (lines_by_work, lines_by_source):
-            for column in ("work_id", "licence_id"):
-                if column in frame.columns:
-                    frame[column] = frame[column].astype("Int64")
+        lines_by_work["work_id"] = lines_by_work["work_id"].astype("Int64")
         for frame, column in ((suspense, "reason"), (suspense, "ref"), (fees, "product")):
             frame[column] = frame[column].astype("str")
-        lines_by_source["release_id"] = lines_by_source["release_id"].astype("str")
+        for column in ("product", "release_id"):
+            lines_by_source[column] = lines_by_source[column].astype("str")
 
         totals = dict(totals)
         totals["payable_minor"] = int(holders["payable_minor"].sum())
@@ -985,25 +1118,37 @@ class _Run:
             fees=fees,
             licences=licences,
             totals=totals,
-            checksum=result_checksum(holders, suspense, fees),
+            checksum=result_checksum(
+                holders.drop(columns=["gross_minor", "deductions_minor"]), suspense, fees
+            ),
         )
 
     def _licence_breakdown(self) -> pd.DataFrame:
-        """Each licence's pool as fee + holders + suspense, rounded inside the pool."""
+        """Each licence's pool as fee + holders + suspense, rounded inside the pool.
+
+        A proxied licence's parts are its combined pool's parts split in proportion to the
+        licences' pools (floors: a few more sub-units short, still far below one unit).
+        """
         S = self.S
+        pools = {
+            int(pool_id): (int(total), int(fee), int(held), int(net) - int(held), int(k))
+            for pool_id, total, fee, held, net, k in self.con.execute(
+                """WITH r AS (SELECT licence_id, sum(fee) AS fee, sum(net) AS net,
+                                     count(*) AS k
+                              FROM (SELECT licence_id, fee, net FROM e_r
+                                    UNION ALL SELECT licence_id, fee, net FROM e_rum)
+                              GROUP BY licence_id),
+                    h AS (SELECT licence_id, sum(amt) AS held FROM e_c GROUP BY licence_id)
+                SELECT p.pool_id, p.pool_minor, CAST(coalesce(r.fee, 0) AS HUGEINT),
+                  CAST(coalesce(h.held, 0) AS HUGEINT), CAST(coalesce(r.net, 0) AS HUGEINT),
+                  coalesce(r.k, 0)
+                FROM e_pool p JOIN e_lt t ON t.pool_id = p.pool_id
+                  LEFT JOIN r ON r.licence_id = p.pool_id
+                  LEFT JOIN h ON h.licence_id = p.pool_id"""
+            ).fetchall()
+        }
         rows = self.con.execute(
-            f"""WITH r AS (SELECT licence_id, sum(fee) AS fee, sum(net) AS net, count(*) AS k
-                           FROM (SELECT licence_id, fee, net FROM e_r
-                                 UNION ALL SELECT licence_id, fee, net FROM e_rum)
-                           GROUP BY licence_id),
-                h AS (SELECT licence_id, sum(amt) AS held FROM e_c GROUP BY licence_id)
-            SELECT l.licence_id, l.pool_minor, CAST(coalesce(r.fee, 0) AS HUGEINT),
-              CAST(coalesce(h.held, 0) AS HUGEINT),
-              CASE WHEN r.licence_id IS NULL THEN CAST(l.pool_minor AS HUGEINT) * {S}
-                   ELSE r.net - coalesce(h.held, 0) END, coalesce(r.k, 0)
-            FROM e_lic l LEFT JOIN r ON r.licence_id = l.licence_id
-              LEFT JOIN h ON h.licence_id = l.licence_id
-            ORDER BY l.licence_id"""
+            "SELECT licence_id, pool_minor, pool_id, direct FROM e_lw ORDER BY licence_id"
         ).fetchall()
         out: dict[str, list[int]] = {
             "licence_id": [],
@@ -1012,14 +1157,22 @@ class _Run:
             "holders_minor": [],
             "suspense_minor": [],
         }
-        for licence_id, pool, fee, held, susp, k in rows:
+        for licence_id, pool, pool_id, direct in rows:
+            if pool_id not in pools:  # no usage at all: the whole pool is in suspense
+                exact, short = [0, 0, int(pool) * S], 0
+            else:
+                total, fee, held, susp, k = pools[pool_id]
+                exact, short = [fee, held, susp], k
+                if not direct:
+                    exact = [x * pool // total if total else 0 for x in exact]
+                    short = k + len(exact)
             # Step 3 truncates each row by less than one sub-unit: at most k short in all.
             parts = largest_remainder(
-                [int(fee), int(held), int(susp)],
+                exact,
                 S,
                 int(pool),
                 keys=[0, 1, 2],
-                max_shortfall=min(max(int(k), 1), S - 1),
+                max_shortfall=min(max(short, 1), S - 1),
             )
             out["licence_id"].append(licence_id)
             out["pool_minor"].append(pool)
@@ -1056,8 +1209,34 @@ def result_checksum(holders: pd.DataFrame, suspense: pd.DataFrame, fees: pd.Data
     digest = hashlib.sha256()
     for name, frame in (("holders", holders), ("suspense", suspense), ("fees", fees)):
         digest.update(f"# {name}\n".encode())
-        digest.update(frame.to_csv(index=False, lineterminator="\n").encode())
+        digest.update(_csv_bytes(frame))
     return digest.hexdigest()
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    """`frame.to_csv(index=False, lineterminator="\\n")`, encoded; byte for byte the same, but
+    written by Arrow when no value needs quoting (integers, plain strings: the usual case)."""
+
+    def plain(values: pd.Series) -> bool:  # written the same without quotes
+        if values.dtype == "int64":
+            return True
+        if values.dtype != "str" or values.isna().any() or len(frame.columns) == 1:
+            return False
+        return not (len(values) and values.str.contains(r'[,"\r\n]', regex=True).any())
+
+    names = pd.Series([str(c) for c in frame.columns], dtype="str")
+    plain_frame = not names.str.contains(r'[,"\r\n]', regex=True).any() and all(
+        plain(frame[c]) for c in frame.columns
+    )
+    if not plain_frame:
+        return frame.to_csv(index=False, lineterminator="\n").encode()
+    out = pa.BufferOutputStream()
+    pa_csv.write_csv(
+        pa.Table.from_pandas(frame, preserve_index=False),
+        out,
+        pa_csv.WriteOptions(quoting_style="none", quoting_header="none"),
+    )
+    return out.getvalue().to_pybytes()
 
 
 def _check_lines(lines: pd.DataFrame, holders: pd.DataFrame, name: str) -> None:

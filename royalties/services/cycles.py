@@ -168,6 +168,7 @@ def _params(policy: DistributionPolicy) -> PolicyParams:
         media_weight_bp={k: int(v) for k, v in policy.media_weight_bp.items()},
         unmatched_weight_bp=policy.unmatched_weight_bp,
         threshold_minor=policy.threshold_minor,
+        fallback=policy.fallback,
     )
 
 
@@ -385,27 +386,21 @@ def _statements_store(allocation: Allocation, result) -> None:
             }
         ),
     )
-    products = allocation_products(allocation)
+    # One line per (holder, product) or (holder, release); the per-licence detail is in the
+    # allocation's licence breakdown, so licence_id stays NULL.
     source = result.lines_by_source.merge(ids, on="holder_id", how="inner")
-    licence_ids = source["licence_id"].astype("Int64")
     table_write(
         StatementSourceLine._meta.db_table,
         pa.table(
             {
                 "statement_id": pa.array(source["statement_id"].astype("int64")),
-                "licence_id": pa.array(licence_ids, pa.int64()),
-                "product_code": pa.array(
-                    licence_ids.map(products).fillna("").astype(str), pa.string()
-                ),
+                "licence_id": pa.nulls(len(source), pa.int64()),
+                "product_code": pa.array(source["product"].fillna("").astype(str), pa.string()),
                 "release_ref": pa.array(source["release_id"].fillna("").astype(str), pa.string()),
                 "amount_minor": pa.array(source["amount_minor"].astype("int64")),
             }
         ),
     )
-
-
-def allocation_products(allocation: Allocation) -> dict[int, str]:
-    return dict(allocation.licences.values_list("licence_id", "product_code"))
 
 
 def _gross(result) -> pd.Series:

@@ -62,7 +62,12 @@ def exact_buckets(
     earned: dict[int, Fraction] = defaultdict(Fraction)
     for lic in licences:
         licence_id, product, pool = int(lic.licence_id), str(lic.product), int(lic.pool_minor)
-        rows = own[licence_id] if direct[licence_id] else donors.get(product, {})
+        if direct[licence_id]:
+            rows = own[licence_id]
+        elif policy.fallback == "proxy":
+            rows = donors.get(product, {})
+        else:  # "suspense": the whole pool waits for a declaration
+            rows = {}
         W = total_weight(rows)
         if W == 0:
             out[("suspense", "no_usage", str(licence_id))] += pool
@@ -77,7 +82,8 @@ def exact_buckets(
             out[("fee", product)] += fee
             net = part - fee
             if work_id is None:
-                out[("suspense", "unmatched", ref)] += net
+                # An identifier held by a registered reservation (no work) is held as such.
+                out[("suspense", "reserved" if reserved else "unmatched", ref)] += net
             elif reserved:
                 out[("suspense", "reserved", str(work_id))] += net
             elif works[work_id][1]:

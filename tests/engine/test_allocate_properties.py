@@ -146,6 +146,7 @@ def cycles(draw) -> tuple[CycleInputs, PolicyParams]:
         ),
         unmatched_weight_bp=draw(st.sampled_from([0, 5000, 10000])),
         threshold_minor=draw(st.sampled_from([0, 0, 100, 1000])),
+        fallback=draw(st.sampled_from(["proxy", "proxy", "suspense"])),
     )
     inputs = CycleInputs(
         licences=licences,
@@ -218,6 +219,10 @@ def check_cycle(inputs: CycleInputs, policy: PolicyParams, result: CycleResult) 
     for lines in (result.lines_by_work, result.lines_by_source):
         sums = lines.groupby("holder_id")["amount_minor"].sum()
         assert sums.to_dict() == earned.to_dict()
+    # Gross = earned + the holder's attributable fee, never negative, informational only.
+    h = result.holders
+    assert (h["gross_minor"] - h["deductions_minor"]).equals(h["earned_minor"])
+    assert int(h["deductions_minor"].sum()) <= t["fee_minor"] + len(h)
     # Holder totals, thresholds and readiness.
     listed = inputs.holders.set_index("holder_id")
     for h in result.holders.itertuples():

@@ -2,8 +2,9 @@
 state machine with four eyes, re-allocation, suspense and its release, carry-forward, and the
 ledger after approval.
 
-The scenario (hand-computed): a licence of 365,000 (minor units) for the year from 2026-07-01 recognises 1,000 a
-day, so 92,000 in 2026-Q3 (92 days). The policy's fee is 10%. Usage: A 600, B 300, C 100
+The scenario (hand-computed): a licence of 365,000 (minor units) for the year from 2026-07-01
+recognises 1,000 a day, so 92,000 in 2026-Q3 (92 days). The policy's fee is 10%.
+Usage: A 600, B 300, C 100
 (A and B wholly the rights holder's; C 50% rights holder, 30% co-holder, 20% unassigned).
   fee       9,200
   A         92,000 x 0.6 x 0.9 = 49,680 -> rights holder
