@@ -16,6 +16,14 @@ from royalties.models.cycles import (
     SuspenseRelease,
 )
 from royalties.models.ledger import AccountKind, JournalEntry, LedgerAccount, Posting
+from royalties.models.payouts import (
+    Payout,
+    PayoutAccount,
+    PayoutReconciliation,
+    PayoutRun,
+    PayoutRunStatus,
+    PayoutStatus,
+)
 
 __all__ = [
     "AccountKind",
@@ -28,6 +36,12 @@ __all__ = [
     "HoldExpiry",
     "JournalEntry",
     "LedgerAccount",
+    "Payout",
+    "PayoutAccount",
+    "PayoutReconciliation",
+    "PayoutRun",
+    "PayoutRunStatus",
+    "PayoutStatus",
     "Posting",
     "Statement",
     "StatementSourceLine",
