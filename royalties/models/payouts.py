@@ -157,14 +157,6 @@ class Payout(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
-    returned_cycle = models.ForeignKey(
-        Cycle,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="The cycle whose brought-forward balance took back a failed/reversed amount",
-    )
 
     organisation_field = "holder"
 
@@ -204,13 +196,36 @@ class Payout(models.Model):
     def idempotency_key(self) -> str:
         return f"payout:{self.pk}:transfer:{self.generation}"
 
-    @property
-    def returned_minor(self) -> int:
-        """What went back to the holder's balance: all of a failed payout, the reversed part of
-        a reversed one."""
-        if self.status == PayoutStatus.FAILED:
-            return self.amount_minor
-        return self.amount_reversed_minor
+
+
+class PayoutReturn(models.Model):
+    """Money that went back to the holder's balance: a payout that failed, or a transfer
+    reversal. The next cycle allocated after it brings it forward (`cycle`, set when that
+    cycle is approved), so the holder is paid it again."""
+
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="returns")
+    holder = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    reason = models.CharField(max_length=20, help_text="failed | reversed")
+    ref = models.CharField(max_length=64, unique=True, help_text="payout:<id>:failed or trr_…")
+    created_at = models.DateTimeField(default=timezone.now)
+    cycle = models.ForeignKey(
+        Cycle, on_delete=models.PROTECT, null=True, blank=True, related_name="payout_returns"
+    )
+
+    organisation_field = "holder"
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_minor__gt=0), name="payout_return_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Return {self.ref}: {self.amount_minor}"
 
 
 class PayoutReconciliation(models.Model):
