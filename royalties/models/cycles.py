@@ -184,6 +184,9 @@ class Allocation(models.Model):
     checksum = models.CharField(max_length=64)
     totals = models.JSONField(default=dict)
     releases = models.JSONField(default=list, help_text="Ids of the suspense releases it paid")
+    payout_returns = models.JSONField(
+        default=list, help_text="Ids of the payout returns it brought forward"
+    )
     timings = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
