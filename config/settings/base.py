@@ -153,6 +153,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "licensing.tasks.declarations_sweep_task",
         "schedule": 300.0,
     },
+    "payouts-sweep": {
+        "task": "royalties.tasks_payouts.payouts_sweep_task",
+        "schedule": 60.0,
+    },
+    "payouts-reconcile": {
+        "task": "royalties.tasks_payouts.payouts_reconcile_task",
+        "schedule": 3600.0,
+    },
     "licences-expire": {
         "task": "licensing.tasks_payments.licence_expire_due_task",
         "schedule": 6 * 60 * 60.0,
@@ -234,6 +242,13 @@ STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", default=10)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 QUOTE_VALID_HOURS = env_int("QUOTE_VALID_HOURS", default=72)
 INVOICE_DAYS_UNTIL_DUE = env_int("INVOICE_DAYS_UNTIL_DUE", default=30)
+# Payouts. A `submitting` payout is looked up (never resubmitted) once its claim is older than
+# PAYOUT_STUCK_SECONDS, which must exceed the longest Stripe call with its retries
+# (STRIPE_TIMEOUT_SECONDS x (STRIPE_MAX_NETWORK_RETRIES + 1) plus back-off).
+PAYOUT_STUCK_SECONDS = env_int("PAYOUT_STUCK_SECONDS", default=300)
+PAYOUT_BACKOFF_SECONDS = env_int("PAYOUT_BACKOFF_SECONDS", default=30)
+PAYOUT_MAX_ATTEMPTS = env_int("PAYOUT_MAX_ATTEMPTS", default=8)
+PAYOUT_CURRENCIES = ["EUR", "GBP", "USD"]
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentMethodEnum"] = "licensing.models.PaymentMethod"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LicenceStatusEnum"] = "licensing.models.LicenceStatus"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentStatusEnum"] = "licensing.models.PaymentStatus"

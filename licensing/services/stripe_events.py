@@ -217,7 +217,23 @@ def charge_refunded(obj: dict[str, Any]) -> bool:
     return True
 
 
+def account_updated(obj: dict[str, Any]) -> bool:
+    from royalties.services.payouts import payout_account_sync
+
+    return payout_account_sync(stripe_account_id=str(obj.get("id") or "")) is not None
+
+
+def transfer_changed(obj: dict[str, Any]) -> bool:
+    from royalties.services.payouts import payout_transfer_refresh
+
+    return payout_transfer_refresh(transfer_id=str(obj.get("id") or ""))
+
+
 HANDLERS = {
+    "account.updated": account_updated,
+    "transfer.created": transfer_changed,
+    "transfer.reversed": transfer_changed,
+    "transfer.updated": transfer_changed,
     "checkout.session.completed": checkout_session_completed,
     "checkout.session.expired": checkout_session_expired,
     "payment_intent.payment_failed": payment_intent_payment_failed,

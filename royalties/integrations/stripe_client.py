@@ -32,6 +32,17 @@ class StripeBoundaryError(RoyaltiesError):
     code = "payment_provider_error"
     http_status = 502
 
+    @property
+    def stripe_code(self) -> str | None:
+        return (self.details or {}).get("stripe_code")
+
+    @property
+    def definite(self) -> bool:
+        """Stripe answered with a refusal (4xx): the request did not and will not take effect.
+        False for 5xx, time-outs and lost connections, where it may have."""
+        status = (self.details or {}).get("http_status")
+        return status is not None and 400 <= int(status) < 500 and status != 409
+
 
 class WebhookSignatureError(Exception):
     """The webhook is not from Stripe, was altered, or is too old or too far in the future."""
@@ -199,6 +210,101 @@ def refund_create(
 def refund_list(*, charge_id: str) -> list[dict[str, Any]]:
     page = _call(_client().v1.refunds.list, {"charge": charge_id, "limit": 100})
     return list(page["data"])
+
+
+# --- Connect: accounts, onboarding links, transfers -----------------------------------------
+
+
+def connect_account_create(
+    *, idempotency_key: str, country: str, email: str, metadata: dict[str, str]
+) -> dict[str, Any]:
+    """An Express account that can receive transfers; Stripe collects the holder's details."""
+    params: dict[str, Any] = {
+        "type": "express",
+        "country": country,
+        "capabilities": {"transfers": {"requested": True}},
+        "metadata": metadata,
+    }
+    if email:
+        params["email"] = email
+    return _call(_client().v1.accounts.create, params, key=idempotency_key)
+
+
+def connect_account_retrieve(account_id: str) -> dict[str, Any]:
+    return _call(_client().v1.accounts.retrieve, {}, object_id=account_id)
+
+
+def account_link_create(*, account_id: str, refresh_url: str, return_url: str) -> dict[str, Any]:
+    """A single-use onboarding link (Stripe's expire after a few minutes)."""
+    return _call(
+        _client().v1.account_links.create,
+        {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+        },
+    )
+
+
+def transfer_create(
+    *,
+    idempotency_key: str,
+    amount_minor: int,
+    currency: str,
+    destination: str,
+    transfer_group: str,
+    metadata: dict[str, str],
+    description: str,
+) -> dict[str, Any]:
+    return _call(
+        _client().v1.transfers.create,
+        {
+            "amount": amount_minor,
+            "currency": currency.lower(),
+            "destination": destination,
+            "transfer_group": transfer_group,
+            "metadata": metadata,
+            "description": description,
+        },
+        key=idempotency_key,
+    )
+
+
+def transfer_retrieve(transfer_id: str) -> dict[str, Any]:
+    return _call(
+        _client().v1.transfers.retrieve,
+        {"expand": ["balance_transaction"]},
+        object_id=transfer_id,
+    )
+
+
+def _all_pages(method, params: dict[str, Any]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    params = {**params, "limit": 100}
+    while True:
+        page = _call(method, params)
+        items.extend(page["data"])
+        if not page.get("has_more") or not page["data"]:
+            return items
+        params["starting_after"] = page["data"][-1]["id"]
+
+
+def transfers_list(*, transfer_group: str | None = None) -> list[dict[str, Any]]:
+    """Every transfer (of one transfer group), newest first."""
+    params = {"transfer_group": transfer_group} if transfer_group else {}
+    return _all_pages(_client().v1.transfers.list, params)
+
+
+def balance_transactions_list(*, type: str) -> list[dict[str, Any]]:
+    return _all_pages(_client().v1.balance_transactions.list, {"type": type})
+
+
+def balance_available(currency: str) -> int:
+    balance = _call(_client().v1.balance.retrieve, {})
+    return sum(
+        entry["amount"] for entry in balance["available"] if entry["currency"] == currency.lower()
+    )
 
 
 def webhook_event_construct(payload: bytes, signature_header: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from royalties.models import (
     Cycle,
     CycleLicence,
     LedgerAccount,
+    PayoutReturn,
     Statement,
     SuspenseItem,
     SuspenseRelease,
@@ -132,6 +133,10 @@ def cycle_book(*, cycle: Cycle, approved_by: User) -> None:
             f"suspense {name}d",
         )
     SuspenseRelease.objects.filter(pk__in=[r.pk for r in releases + retained]).update(cycle=cycle)
+    # Payout returns brought forward: already credited to holder:<code> when they happened.
+    PayoutReturn.objects.filter(pk__in=allocation.payout_returns, cycle__isnull=True).update(
+        cycle=cycle
+    )
 
     totals = allocation.totals
     fees = defaultdict(int)

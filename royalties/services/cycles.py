@@ -33,6 +33,7 @@ from royalties.models import (
     CycleLicence,
     CycleStatus,
     DistributionPolicy,
+    PayoutReturn,
     Statement,
     StatementSourceLine,
     StatementWorkLine,
@@ -40,6 +41,7 @@ from royalties.models import (
     SuspenseRelease,
 )
 from royalties.selectors import cycle_inputs
+from royalties.services.payouts import payout_thresholds
 from royalties.services.recognition import BOOKED_STATUSES, licence_pools
 from royalties.services.suspense import suspense_releases_prepare
 
@@ -172,8 +174,17 @@ def _params(policy: DistributionPolicy) -> PolicyParams:
     )
 
 
-def cycle_inputs_load(cycle: Cycle, releases: list[SuspenseRelease]):
-    """Everything the engine needs for ``cycle``: (inputs, licence pools, declarations)."""
+def cycle_payout_returns(cycle: Cycle) -> list[PayoutReturn]:
+    """Money failed or reversed payouts gave back to holders, not brought forward yet."""
+    return list(PayoutReturn.objects.filter(cycle__isnull=True, currency=cycle.currency))
+
+
+def cycle_inputs_load(
+    cycle: Cycle, releases: list[SuspenseRelease], returns: list[PayoutReturn] | None = None
+):
+    """Everything the engine needs for ``cycle``: (inputs, licence pools, declarations).
+    Each holder's brought-forward balance is the previous statement's carried-forward plus
+    the payout ``returns``; its threshold the higher of the policy's and its own."""
     pools = licence_pools(
         period_start=cycle.period_start,
         period_end=cycle.period_end,
@@ -198,12 +209,21 @@ def cycle_inputs_load(cycle: Cycle, releases: list[SuspenseRelease]):
     bf = cycle_inputs.brought_forward_frame(
         previous_allocation_id=previous.current_allocation_id if previous else None
     )
+    balances = dict(
+        zip(bf["holder_id"].tolist(), bf["brought_forward_minor"].tolist(), strict=True)
+    )
+    for r in returns if returns is not None else cycle_payout_returns(cycle):
+        balances[r.holder_id] = balances.get(r.holder_id, 0) + r.amount_minor
+    thresholds = payout_thresholds()
+    ids = sorted(set(balances) | set(thresholds))
     holders = pd.DataFrame(
         {
-            "holder_id": bf["holder_id"].astype("int64"),
-            "brought_forward_minor": bf["brought_forward_minor"].astype("int64"),
-            "threshold_minor": pd.Series([0] * len(bf), dtype="int64"),
-            "ready": pd.Series([True] * len(bf), dtype="bool"),
+            "holder_id": pd.Series(ids, dtype="int64"),
+            "brought_forward_minor": pd.Series(
+                [balances.get(h, 0) for h in ids], dtype="int64"
+            ),
+            "threshold_minor": pd.Series([thresholds.get(h, 0) for h in ids], dtype="int64"),
+            "ready": pd.Series([True] * len(ids), dtype="bool"),
         }
     )
     licences = pd.DataFrame(
@@ -250,7 +270,8 @@ def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
         ]
         _progress(cycle_id, "loading licences and usage", 10)
         t = time.perf_counter()
-        inputs, pools, declared = cycle_inputs_load(cycle, releases)
+        returns = cycle_payout_returns(cycle)
+        inputs, pools, declared = cycle_inputs_load(cycle, releases, returns)
         timings["load"] = round(time.perf_counter() - t, 3)
         _progress(cycle_id, "allocating", 40)
         t = time.perf_counter()
@@ -263,6 +284,9 @@ def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
             if locked.status != CycleStatus.ALLOCATING:
                 return locked
             allocation = _allocation_store(locked, result, pools, declared, releases, timings)
+            Allocation.objects.filter(pk=allocation.pk).update(
+                payout_returns=[r.pk for r in returns]
+            )
             timings["write"] = round(time.perf_counter() - t, 3)
             timings["total"] = round(time.perf_counter() - started, 3)
             Allocation.objects.filter(pk=allocation.pk).update(timings=timings)
@@ -456,16 +480,12 @@ def cycle_approve(*, caller: Caller, cycle: Cycle) -> Cycle:
 
 
 def cycle_pay(*, caller: Caller, cycle: Cycle) -> Cycle:
-    """approved -> paying. Payouts (Stripe Connect transfers) are the next piece of work; until
-    they exist the action says so rather than pretending to pay."""
-    _require_staff(caller, "approver", action="start a payout run")
-    if cycle.status != CycleStatus.APPROVED:
-        raise ConflictError(f"A {cycle.status} cycle cannot be paid.", code="cycle_not_payable")
-    raise ConflictError(
-        "Payouts through Stripe Connect are not available yet; the approved statements stand "
-        "and their payable balances stay owed.",
-        code="payouts_not_available",
-    )
+    """approved -> paying: a payout run (royalties.services.payouts), approvers only."""
+    from royalties.services.payouts import payout_run_start
+
+    payout_run_start(caller=caller, cycle=cycle)
+    cycle.refresh_from_db()
+    return cycle
 
 
 def cycle_default_period(today: date | None = None) -> str:

@@ -58,8 +58,15 @@ def test_staff_drive_a_cycle_through_the_api(
     assert approved.status_code == 200, approved.content
     assert approved.json()["status"] == "approved"
     assert approved.json()["approved_by"] == approver.user.email
-    not_yet = approver.client().post(f"/api/v1/cycles/{cycle_id}/pay/")
-    assert not_yet.status_code == 409
+    not_theirs = operator.client().post(f"/api/v1/cycles/{cycle_id}/pay/")
+    assert not_theirs.status_code == 403
+    assert not_theirs.json()["error"]["code"] == "forbidden_role"
+    paying = approver.client().post(f"/api/v1/cycles/{cycle_id}/pay/")
+    assert paying.status_code == 200, paying.content
+    assert paying.json()["status"] == "paying"
+    again = approver.client().post(f"/api/v1/cycles/{cycle_id}/pay/")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "cycle_not_payable"
 
 
 def test_the_allocator_cannot_approve(declared, approver, django_capture_on_commit_callbacks):
