@@ -68,8 +68,19 @@ def test_demo_sets_up_a_society_and_running_it_twice_changes_nothing(settings):
             == declaration.declared_quantity
         )
         assert f"Declaration {declaration.pk} " in text
+    from royalties.models import Cycle, Payout, PayoutReconciliation
+
+    # The cycle is paid through the local Stripe: two holders connected and paid, one held
+    # (no payout account), reconciled clean and closed.
+    cycle = Cycle.objects.get()
+    assert cycle.status == "closed"
+    assert sorted(Payout.objects.values_list("status", flat=True)) == ["held", "paid", "paid"]
+    assert Payout.objects.get(status="held").holder.name == "Fjord Photo Agency"
+    assert PayoutReconciliation.objects.get(cycle=cycle).clean
+    assert "reconciliation: clean" in text
     again = StringIO()
     call_command("demo", "--no-serve", stdout=again)
+    assert Payout.objects.count() == 3 and PayoutReconciliation.objects.count() == 1
     assert (
         User.objects.count(),
         Organisation.objects.count(),

@@ -12,12 +12,21 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_PASSWORD, demo_accounts_seed
-from accounts.models import ApiKey, AuditEvent, Organisation, User
+from accounts.models import ApiKey, AuditEvent, Organisation, OrganisationKind, User
 from licensing.demo import demo_repertoire_seed
 from licensing.demo_declarations import demo_declarations_seed
-from licensing.demo_licences import demo_licences_seed, demo_stripe_start
+from licensing.demo_licences import (
+    demo_licences_seed,
+    demo_stripe_start,
+    demo_webhooks_deliver,
+)
 from licensing.templatetags.money import money_text
-from royalties.demo import demo_cycle_run
+from royalties.demo import (
+    DEMO_UNCONNECTED_HOLDER,
+    demo_cycle_run,
+    demo_payout_lines,
+    demo_payouts_run,
+)
 from royalties.services.cycles import cycle_summary_lines
 
 
@@ -57,6 +66,24 @@ class Command(BaseCommand):
         )
         cycle = demo_cycle_run(operator=demo.staff["operator"], approver=demo.staff["approver"])
 
+        self.stdout.write(
+            "Paying it: holders connect Stripe Express accounts, the approver starts the payout "
+            "run, the reconciliation closes the cycle…"
+        )
+        reconciliation = demo_payouts_run(
+            cycle=cycle,
+            approver=demo.staff["approver"],
+            holders={
+                name: (organisation, demo.owners[name])
+                for name, organisation in demo.organisations.items()
+                if organisation.kind == OrganisationKind.RIGHTS_HOLDER
+            },
+            stripe_control=stripe_server.control,
+            webhook_deliver=demo_webhooks_deliver,
+            unconnected=DEMO_UNCONNECTED_HOLDER,
+        )
+        cycle.refresh_from_db()
+
         self.stdout.write(self.style.SUCCESS("\nBlanket demo society is ready."))
         self.stdout.write(f"  Society:        {demo.society.name} ({demo.society.code})")
         for name, organisation in demo.organisations.items():
@@ -94,6 +121,8 @@ class Command(BaseCommand):
                 f"{declaration.reserved_quantity:,} reserved"
             )
         for line in cycle_summary_lines(cycle):
+            self.stdout.write(f"  {line}")
+        for line in demo_payout_lines(cycle, reconciliation):
             self.stdout.write(f"  {line}")
         self.stdout.write(
             f"  Totals: {User.objects.count()} users, {Organisation.objects.count()} "
