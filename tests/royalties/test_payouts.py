@@ -364,3 +364,65 @@ def test_a_holder_threshold_above_the_society_minimum_carries_the_balance(
     )
     assert statement.payable_minor == 0
     assert statement.carried_forward_minor == ps.CO_HOLDER_OWED
+
+
+def test_a_retry_after_the_idempotency_window_still_finds_the_transfer(
+    payout_stripe,
+    settings,
+    cycle,
+    approver,
+    rights_holder,
+    stripe_client,
+    django_capture_on_commit_callbacks,
+):
+    """Stripe forgets keys after 24 hours: the look-up, not the key, prevents the duplicate."""
+    ps.connect(rights_holder, payout_stripe)
+    payout_stripe.failure_add(
+        "/v1/transfers", method="POST", status=500, after_effect=True, count=3
+    )
+    _pay(approver, cycle, django_capture_on_commit_callbacks)
+    mine = ps.payout_of(rights_holder, cycle)
+    assert mine.status == PayoutStatus.SUBMITTING
+    payout_stripe.failures_clear()
+    assert payout_stripe.idempotency_expire() >= 1  # a day later
+    _sweep(django_capture_on_commit_callbacks)
+    mine.refresh_from_db()
+    assert mine.status == PayoutStatus.PAID
+    assert ps.transfers_by_payout(stripe_client) == {str(mine.pk): 1}
+
+
+def test_retries_are_bounded_then_the_payout_fails_and_the_money_returns(
+    payout_stripe,
+    settings,
+    cycle,
+    approver,
+    rights_holder,
+    stripe_client,
+    django_capture_on_commit_callbacks,
+):
+    settings.PAYOUT_MAX_ATTEMPTS = 3
+    ps.connect(rights_holder, payout_stripe)
+    payout_stripe.failure_add("/v1/transfers", method="POST", status=500, count=1000)
+    _pay(approver, cycle, django_capture_on_commit_callbacks)
+    mine = ps.payout_of(rights_holder, cycle)
+    for _ in range(10):
+        _sweep(django_capture_on_commit_callbacks)
+        mine.refresh_from_db()
+        if mine.status == PayoutStatus.FAILED:
+            break
+    assert mine.status == PayoutStatus.FAILED
+    assert mine.attempts == 3 and mine.generation == 2
+    assert "No transfer after 3 attempts" in mine.last_error
+    assert ps.transfers_by_payout(stripe_client) == {}
+    assert PayoutReturn.objects.get(payout=mine).amount_minor == ps.RIGHTS_HOLDER_OWED
+    assert set(ledger_trial_balance().values()) == {0}
+
+
+def test_backoff_grows_and_is_capped():
+    from datetime import timedelta
+
+    from royalties.services.payouts import BACKOFF_CAP, _backoff
+
+    steps = [_backoff(n) for n in range(1, 12)]
+    assert steps == sorted(steps) and steps[0] == timedelta(seconds=30)
+    assert steps[-1] == BACKOFF_CAP
