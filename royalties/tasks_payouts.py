@@ -37,7 +37,7 @@ def payouts_sweep_task() -> dict:
     from royalties.services.payouts import payouts_due, payouts_sweep
 
     counts = payouts_sweep()
-    due = payouts_due()
+    due = sorted(set(payouts_due()) | set(counts.pop("requeue")))
     for pk in due:
         payout_submit_task.delay(pk)
     return {**counts, "enqueued": len(due)}

@@ -719,13 +719,19 @@ def payouts_release_held(*, holder_id: int) -> int:
 # --- the sweeper ------------------------------------------------------------------------------
 
 
-def payouts_sweep() -> dict[str, int]:
+def payouts_sweep() -> dict[str, Any]:
     """What a periodic beat does: resolve stale `submitting` rows (look-up first), confirm
     `sent` ones, resume paused runs the balance now covers, finish runs, and return the due
     `pending` ids for the caller to enqueue."""
     now = timezone.now()
     stale = now - _stuck_after()
-    counts = {"resolved": 0, "confirmed": 0, "resumed": 0, "finished": 0}
+    counts: dict[str, Any] = {
+        "resolved": 0,
+        "confirmed": 0,
+        "resumed": 0,
+        "finished": 0,
+        "requeue": [],
+    }
     submitting = Payout.objects.filter(status=PayoutStatus.SUBMITTING).filter(
         Q(claimed_at__lt=stale)
         | Q(claimed_at__isnull=True)
@@ -733,8 +739,11 @@ def payouts_sweep() -> dict[str, int]:
     )
     for pk in submitting.values_list("pk", flat=True)[:1000]:
         try:
-            if payout_resolve(payout_id=pk) is not None:
+            status = payout_resolve(payout_id=pk)
+            if status is not None:
                 counts["resolved"] += 1
+            if status == PayoutStatus.PENDING:
+                counts["requeue"].append(pk)  # no transfer exists: send the next generation
         except StripeBoundaryError:
             logger.warning("payout %s: Stripe unreachable during the look-up", pk)
     for pk in Payout.objects.filter(status=PayoutStatus.SENT, sent_at__lt=stale).values_list(
@@ -765,12 +774,13 @@ def payouts_sweep() -> dict[str, int]:
 
 
 def payouts_due() -> list[int]:
-    """Pending payouts of running runs that are due and not taken (for the sweeper to
-    enqueue again: their message may have been lost with Redis)."""
+    """Pending payouts of running runs left untaken for longer than PAYOUT_STUCK_SECONDS after
+    they fell due (for the sweeper to enqueue again: their message may have been lost with
+    Redis, or a paused run resumed). Ones due just now are in the queue already."""
     return list(
         Payout.objects.filter(
             status=PayoutStatus.PENDING,
-            next_attempt_at__lte=timezone.now(),
+            next_attempt_at__lte=timezone.now() - _stuck_after(),
             run__status=PayoutRunStatus.RUNNING,
         )
         .order_by("pk")
