@@ -22,6 +22,7 @@ from accounts.scoping import Caller, caller_from_request, get_scoped_or_404
 from config.errors import DomainError
 from licensing import forms, selectors
 from licensing.api.views import RegistryThrottle
+from licensing.importing.report import csv_cell_defused
 from licensing.models import (
     Catalogue,
     CatalogueImport,
@@ -324,7 +325,13 @@ def import_error_report(request, pk: int):
     writer = csv.writer(buffer)
     writer.writerow(["row", "column", "message"])
     for error in job.errors:
-        writer.writerow([error.get("row", ""), error.get("column", ""), error.get("message", "")])
+        writer.writerow(
+            [
+                error.get("row", ""),
+                csv_cell_defused(error.get("column", "")),
+                csv_cell_defused(error.get("message", "")),
+            ]
+        )
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

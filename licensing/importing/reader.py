@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import zipfile
 from typing import BinaryIO
 
 import pandas as pd
@@ -157,6 +158,34 @@ def _trim_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     )
 
 
+# An XLSX is a zip: a few hundred kilobytes can inflate to gigabytes (a zip bomb). Real
+# workbooks deflate XML about 5-20:1; these bounds leave a wide margin and still refuse a bomb
+# before a byte of it is inflated.
+XLSX_MAX_INFLATED_BYTES = 1 << 30
+XLSX_MAX_RATIO = 200
+
+
+def _xlsx_inflation_check(stream: BinaryIO) -> None:
+    """Refuse a workbook whose parts would inflate past the bounds, from the zip's directory
+    (sizes the archive declares; zipfile also stops a part that inflates past its declared
+    size)."""
+    try:
+        members = zipfile.ZipFile(stream).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a readable zip: openpyxl says so in its own words below
+    inflated = sum(m.file_size for m in members)
+    packed = max(sum(m.compress_size for m in members), 1)
+    if inflated > XLSX_MAX_INFLATED_BYTES or (
+        inflated > (16 << 20) and inflated / packed > XLSX_MAX_RATIO
+    ):
+        raise FileProblem(
+            f"The XLSX workbook would inflate to {inflated:,} bytes from {packed:,} "
+            f"({inflated // packed:,}:1), far beyond any real catalogue; it is refused unread. "
+            "Save the sheet as 'CSV UTF-8' and upload that instead.",
+            code="xlsx_too_large",
+        )
+
+
 def _xlsx_read(source: Source) -> pd.DataFrame:
     stream = _open(source)
     try:
@@ -166,6 +195,8 @@ def _xlsx_read(source: Source) -> pd.DataFrame:
                 "'CSV UTF-8' with a .csv name.",
                 code="not_xlsx",
             )
+        stream.seek(0)
+        _xlsx_inflation_check(stream)
         stream.seek(0)
         try:
             # Cells as text: openpyxl gives ints for whole numbers and floats for the rest,

@@ -23,6 +23,7 @@ from accounts.scoping import Caller
 from accounts.services import audit_record
 from licensing.errors import LicensingError
 from licensing.identifiers import IdentifierError, normalise
+from licensing.importing.report import csv_cell_defused
 from licensing.models import (
     Consent,
     IdentifierScheme,
@@ -242,7 +243,7 @@ def reservation_feed_rows() -> Iterator[list[str]]:
         yield [
             kind,
             scheme,
-            value,
+            csv_cell_defused(value),
             " ".join(uses) or "all",
             "reservation",
             since.date().isoformat(),
@@ -256,7 +257,14 @@ def reservation_feed_rows() -> Iterator[list[str]]:
         .values_list("scheme", "value", "work__updated_at")
     )
     for scheme, value, since in identifiers.iterator(chunk_size=5_000):
-        yield ["identifier", scheme, value, "training", "work", since.date().isoformat()]
+        yield [
+            "identifier",
+            scheme,
+            csv_cell_defused(value),
+            "training",
+            "work",
+            since.date().isoformat(),
+        ]
 
 
 def reservation_feed_csv() -> Iterator[str]:
