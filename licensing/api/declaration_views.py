@@ -101,6 +101,7 @@ class DeclarationListView(_LicenceDeclarationsMixin, generics.ListAPIView):
         "declaration (nil=true, no file) is accepted at once (201).",
     )
     def post(self, request, *args, **kwargs):
+        licence = self.licence()  # another organisation's licence: 404 before parsing
         jsonl = request.content_type.startswith(JsonLinesParser.media_type)
         fields = {**request.query_params.dict(), **request.data} if jsonl else request.data
         data = s.DeclarationCreateSerializer(data=fields)
@@ -108,7 +109,7 @@ class DeclarationListView(_LicenceDeclarationsMixin, generics.ListAPIView):
         values = data.validated_data
         common = {
             "caller": self.caller,
-            "licence": self.licence(),
+            "licence": licence,
             "period": values["period"],
             "model_name": values["model_name"],
             "model_version": values["model_version"],

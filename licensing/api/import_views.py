@@ -58,11 +58,12 @@ class CatalogueImportListView(_CatalogueImportsMixin, generics.ListAPIView):
         "returned job (status, percent, counts, errors).",
     )
     def post(self, request, *args, **kwargs):
+        catalogue = self.catalogue()  # another organisation's catalogue: 404 before parsing
         data = s.CatalogueImportCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = imports.catalogue_import_start(
             caller=self.caller,
-            catalogue=self.catalogue(),
+            catalogue=catalogue,
             uploaded_file=data.validated_data["file"],
             mode=data.validated_data["mode"],
         )

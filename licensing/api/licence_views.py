@@ -126,10 +126,11 @@ class LicenceViewSet(
     @extend_schema(request=s.OfflinePaymentSerializer, responses={201: s.PaymentSerializer})
     @action(detail=True, methods=["post"], url_path="offline-payments")
     def offline_payments(self, request, pk=None):
+        licence = self.get_object()
         data = s.OfflinePaymentSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         payment = licences.payment_offline_record(
-            caller=self.caller, licence=self.get_object(), **data.validated_data
+            caller=self.caller, licence=licence, **data.validated_data
         )
         return Response(s.PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
@@ -144,9 +145,9 @@ class PaymentViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=s.RefundCreateSerializer, responses={201: s.PaymentSerializer})
     @action(detail=True, methods=["post"])
     def refunds(self, request, pk=None):
+        payment = self.get_object()
         data = s.RefundCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        payment = self.get_object()
         licences.payment_refund(caller=self.caller, payment=payment, **data.validated_data)
         payment.refresh_from_db()
         return Response(s.PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)

@@ -107,19 +107,20 @@ class WorkViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMod
     @extend_schema(request=s.SharesSetSerializer, responses=s.WorkSerializer)
     @action(detail=True, methods=["put"])
     def shares(self, request, pk=None):
+        work = self.get_object()  # another organisation's work is a 404 before any validation
         data = s.SharesSetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         work = repertoire.work_shares_set(
-            caller=self.caller, work=self.get_object(), shares=data.validated_data["shares"]
+            caller=self.caller, work=work, shares=data.validated_data["shares"]
         )
         return Response(s.WorkSerializer(self.get_queryset().get(pk=work.pk)).data)
 
     @extend_schema(request=s.ConsentSetSerializer, responses=s.WorkSerializer)
     @action(detail=True, methods=["post"])
     def consent(self, request, pk=None):
+        work = self.get_object()
         data = s.ConsentSetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        work = self.get_object()
         repertoire.work_consent_set(
             caller=self.caller, works=Work.objects.filter(pk=work.pk), **data.validated_data
         )
@@ -161,10 +162,11 @@ class ConflictViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=s.ConflictResolveSerializer, responses=s.ConflictSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
+        conflict = self.get_object()
         data = s.ConflictResolveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         conflict = conflicts.conflict_resolve(
-            caller=self.caller, conflict=self.get_object(), **data.validated_data
+            caller=self.caller, conflict=conflict, **data.validated_data
         )
         return Response(s.ConflictSerializer(self.base_queryset().get(pk=conflict.pk)).data)
 
