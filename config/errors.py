@@ -92,3 +92,26 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         details = {}
     response.data = error_body(code, message, details)
     return response
+
+
+def not_found(request, exception=None):
+    """404 outside any view (no route matched): JSON in the API's error format under /api/,
+    Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        body = error_body("not_found", "Not found.")
+        return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """500: JSON under /api/ (the error is logged by Django; nothing of it is shown)."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as page_server_error
+
+    if request.path.startswith("/api/"):
+        body = error_body("server_error", "Something went wrong on our side; it is logged.")
+        return JsonResponse(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    return page_server_error(request)

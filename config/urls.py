@@ -18,3 +18,6 @@ urlpatterns = [
     path("", include("licensing.urls_declarations")),
     path("", include("royalties.urls")),
 ]
+
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

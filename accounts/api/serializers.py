@@ -7,6 +7,8 @@ from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organisa
 
 class OrganisationSerializer(serializers.ModelSerializer):
     country = serializers.CharField(source="country.code", read_only=True)
+    # Optional: an empty string when not given, so not documented as format=email.
+    contact_email = serializers.CharField(read_only=True)
 
     class Meta:
         model = Organisation
@@ -82,7 +84,9 @@ class InvitationCreateSerializer(serializers.Serializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     organisation = serializers.CharField(source="organisation.code", read_only=True)
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(
+        source="created_by.email", read_only=True, default=None, allow_null=True
+    )
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -114,9 +118,15 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    actor = serializers.EmailField(source="actor.email", read_only=True, default=None)
-    api_key = serializers.CharField(source="api_key.prefix", read_only=True, default=None)
-    organisation = serializers.CharField(source="organisation.code", read_only=True, default=None)
+    actor = serializers.EmailField(
+        source="actor.email", read_only=True, default=None, allow_null=True
+    )
+    api_key = serializers.CharField(
+        source="api_key.prefix", read_only=True, default=None, allow_null=True
+    )
+    organisation = serializers.CharField(
+        source="organisation.code", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = AuditEvent

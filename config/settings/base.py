@@ -253,3 +253,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentMethodEnum"] = "licensing.mo
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LicenceStatusEnum"] = "licensing.models.LicenceStatus"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentStatusEnum"] = "licensing.models.PaymentStatus"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["MediaTypeEnum"] = "licensing.models.MediaType"
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "config.openapi.error_responses",
+]

@@ -20,7 +20,7 @@ from licensing.services.repertoire import share_percent_from_ppm
 
 class CatalogueSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.code", read_only=True)
-    work_count = serializers.IntegerField(read_only=True, default=None)
+    work_count = serializers.IntegerField(read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Catalogue
