@@ -64,11 +64,19 @@ def setup_database(works: int, reuse: bool) -> None:
     )
     catalogue = Catalogue.objects.create(owner=holder, name="Everything", media_type="text")
     started = time.perf_counter()
-    numbers = np.arange(works, dtype=np.int64) * 7 + 1_000_000
-    isbns = isbn13s(numbers)
+    works_copy(catalogue.pk, works)
+    print(f"loaded {works:,} works with ISBNs in {time.perf_counter() - started:.1f}s")
+
+
+def works_copy(catalogue_id: int, works: int) -> int:
+    """COPY ``works`` text works into the catalogue, each with one ISBN (number i of
+    `isbn13s(i * 7 + 1_000_000)`), every tenth reserved for training; returns the first id."""
     from django.db import connection
 
+    isbns = isbn13s(np.arange(works, dtype=np.int64) * 7 + 1_000_000)
     with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM licensing_work")
+        before = cursor.fetchone()[0]
         with cursor.copy(
             "COPY licensing_work (catalogue_id, work_ref, title, media_type, status, "
             "consent_training, consent_fine_tuning, consent_rag, created_at, updated_at) "
@@ -78,7 +86,7 @@ def setup_database(works: int, reuse: bool) -> None:
                 consent = "reserved" if i % 10 == 0 else ""
                 copy.write_row(
                     (
-                        catalogue.pk,
+                        catalogue_id,
                         f"W{i}",
                         f"Title {i}",
                         "text",
@@ -90,7 +98,7 @@ def setup_database(works: int, reuse: bool) -> None:
                         "2026-01-01",
                     )
                 )
-        cursor.execute("SELECT min(id) FROM licensing_work")
+        cursor.execute("SELECT min(id) FROM licensing_work WHERE id > %s", [before])
         first_id = cursor.fetchone()[0]
         with cursor.copy(
             "COPY licensing_workidentifier (work_id, scheme, value) FROM STDIN"
@@ -98,7 +106,7 @@ def setup_database(works: int, reuse: bool) -> None:
             for i in range(works):
                 copy.write_row((first_id + i, "isbn", isbns[i]))
         cursor.execute("ANALYZE")
-    print(f"loaded {works:,} works with ISBNs in {time.perf_counter() - started:.1f}s")
+    return first_id
 
 
 def main() -> None:
