@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from accounts.models import Organisation, OrganisationKind, Role, User
 from accounts.services import membership_add, organisation_create
 
-DEMO_PASSWORD = "blanket-demo-2026"
+# Printed by `manage.py demo` for people trying Blanket. Never reaches a real deployment:
+# demo_accounts_seed refuses to run where DEMO_SEED_ALLOWED is false (production settings).
+DEMO_PASSWORD = "blanket-demo-2026"  # nosec B105  # public demo password, refused in production
 
 STAFF = (
     ("operator@blanket.demo", "Olu Operator", "operator"),
@@ -75,6 +79,10 @@ def _user(email: str, full_name: str, *, is_staff: bool = False) -> User:
 
 @transaction.atomic
 def demo_accounts_seed(*, society_name: str) -> DemoAccounts:
+    if not settings.DEMO_SEED_ALLOWED:
+        raise ImproperlyConfigured(
+            "The demo seeds staff with a published password: refused under these settings."
+        )
     society = Organisation.objects.filter(kind=OrganisationKind.SOCIETY).first()
     if society is None:
         society = organisation_create(

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import password_validators_help_texts
+from django.utils.functional import lazy
 from django_countries import countries
 
 from accounts.models import OrganisationKind, Role
@@ -14,7 +16,11 @@ class EmailAuthenticationForm(AuthenticationForm):
 class SignUpForm(forms.Form):
     full_name = forms.CharField(max_length=200, required=False, label="Your name")
     email = forms.EmailField()
-    password = forms.CharField(widget=forms.PasswordInput, min_length=10)
+    # Length, similarity, common and numeric rules: AUTH_PASSWORD_VALIDATORS, in the service.
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=lazy(lambda: " ".join(password_validators_help_texts()), str)(),
+    )
 
 
 class OrganisationForm(forms.Form):
@@ -41,3 +47,18 @@ class InvitationForm(forms.Form):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What uses it, e.g. 'ingest pipeline'.")
+
+
+class TotpTokenForm(forms.Form):
+    token = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=8,
+        widget=forms.TextInput(
+            attrs={
+                "autofocus": True,
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "pattern": "[0-9 ]*",
+            }
+        ),
+    )

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import selectors, services
+from accounts import selectors, services, two_factor
 from accounts.errors import AccountsError
-from accounts.forms import ApiKeyForm, InvitationForm, OrganisationForm, SignUpForm
+from accounts.forms import (
+    ApiKeyForm,
+    InvitationForm,
+    OrganisationForm,
+    SignUpForm,
+    TotpTokenForm,
+)
 from accounts.middleware import SESSION_KEY
 from accounts.models import ApiKey, Invitation, Membership
 from accounts.scoping import caller_from_request, get_scoped_or_404
+
+
+def _safe_next(request, default: str = "dashboard") -> str:
+    """`?next=` (or the posted `next`) when it stays on this site, else `default`."""
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    if wanted and url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return wanted
+    return reverse(default)
 
 
 def _form_error(form, exc: AccountsError) -> None:
@@ -41,7 +61,7 @@ def sign_up(request):
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to Blanket. Create or join an organisation next.")
-            return redirect(request.GET.get("next") or "organisation_create")
+            return redirect(_safe_next(request, "organisation_create"))
     return render(request, "accounts/sign_up.html", {"form": form})
 
 
@@ -197,3 +217,60 @@ def audit_log(request):
     caller = caller_from_request(request)
     events = selectors.audit_event_list(caller=caller)[:200]
     return render(request, "accounts/audit_log.html", {"events": events})
+
+
+# --- two-factor sign-in for staff ----------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def otp_verify(request):
+    """After the password: the code from the staff member's authenticator app."""
+    user = request.user
+    if not user.is_staff or user.is_verified():
+        return redirect(_safe_next(request))
+    if two_factor.totp_device_confirmed(user=user) is None:
+        return redirect(f"{reverse('otp_enrol')}?{request.GET.urlencode()}")
+    form = TotpTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            two_factor.totp_verify(request=request, user=user, token=form.cleaned_data["token"])
+        except AccountsError as exc:
+            _form_error(form, exc)
+        else:
+            return redirect(_safe_next(request))
+    next_url = request.POST.get("next") or request.GET.get("next", "")
+    return render(request, "accounts/otp_verify.html", {"form": form, "next": next_url})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def otp_enrol(request):
+    """Staff enrol an authenticator app: scan the QR code (or type the key), confirm a code."""
+    user = request.user
+    if not user.is_staff:
+        raise PermissionDenied
+    next_url = request.POST.get("next") or request.GET.get("next", "")
+    if two_factor.totp_device_confirmed(user=user) is not None:
+        return render(request, "accounts/otp_enrol.html", {"enrolled": True, "next": next_url})
+    device = two_factor.totp_enrolment_start(user=user)
+    form = TotpTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            two_factor.totp_enrolment_confirm(
+                request=request, user=user, token=form.cleaned_data["token"]
+            )
+        except AccountsError as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, "Two-factor sign-in is on: logins now ask for a code.")
+            return redirect(_safe_next(request))
+    context = {
+        "form": form,
+        "next": next_url,
+        "secret": two_factor.totp_secret(device=device),
+        "otpauth_uri": device.config_url,
+        "qr_svg": two_factor.totp_qr_svg(device=device),
+        "required": settings.STAFF_REQUIRE_OTP,
+    }
+    return render(request, "accounts/otp_enrol.html", context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from config.env import env_bool, env_db, env_int, env_list, env_str
@@ -28,6 +29,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_countries",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "licensing",
     "royalties",
@@ -41,10 +45,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.StaffOtpMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.ActiveOrganisationMiddleware",
+    # Last, as django-axes requires: turns a refused login into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -88,11 +96,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out (username, IP) before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 10},
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", default=12)},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -102,7 +115,48 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
+# Staff sessions also end when the browser closes (accounts.security.session_harden_on_login).
+STAFF_SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool(
+    "STAFF_SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True
+)
+
+# Login lockout (django-axes): LOGIN_FAILURE_LIMIT failed logins for one (email, IP address)
+# lock that pair out for LOGIN_COOLOFF_MINUTES; a successful login resets the count. Attempts
+# are kept in the database, so every worker process sees the same count.
+AXES_ENABLED = env_bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the lockout; more tries while locked out do not extend it, so the
+# time on the lockout page stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "accounts.security.login_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.security.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# How many reverse proxies that set X-Forwarded-For sit in front of the app (0: none, use the
+# socket address). Login lockout and API throttles key anonymous callers by this address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", default=0)
+
+# Two-factor (django-otp, TOTP). Staff may enrol an authenticator app; once enrolled, their
+# login asks for its code. STAFF_REQUIRE_OTP=true makes enrolment mandatory for staff pages.
+STAFF_REQUIRE_OTP = env_bool("STAFF_REQUIRE_OTP", default=False)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", default="Blanket")
+
+# --- Cache -------------------------------------------------------------------------------
+# API throttle counters live here. Nothing set: per-process memory (fine for one process;
+# with several gunicorn workers each keeps its own count). CACHE_URL=redis://... : shared.
+_CACHE_URL = env_str("CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        if _CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # --- Email -------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -157,6 +211,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "royalties.tasks_payouts.payouts_sweep_task",
         "schedule": 60.0,
     },
+    "allocation-runs-sweep": {
+        "task": "royalties.tasks.allocation_runs_sweep_task",
+        "schedule": 300.0,
+    },
     "payouts-reconcile": {
         "task": "royalties.tasks_payouts.payouts_reconcile_task",
         "schedule": 3600.0,
@@ -187,7 +245,22 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_THROTTLE_RATES": {"registry": env_str("REGISTRY_RATE", default="120/minute")},
+    # Views that set their own throttle_classes replace these (see accounts/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.throttling.ApiKeyRateThrottle",
+        "accounts.throttling.SessionUserRateThrottle",
+        "accounts.throttling.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "registry": env_str("REGISTRY_RATE", default="120/minute"),
+        "registry_burst": env_str("REGISTRY_BURST_RATE", default="20/second"),
+        "api_key": env_str("API_KEY_RATE", default="1200/minute"),
+        "user": env_str("API_USER_RATE", default="600/minute"),
+        "anon": env_str("API_ANON_RATE", default="60/minute"),
+    },
+    # An int, never None: None makes DRF key anonymous callers by the raw X-Forwarded-For
+    # header, which any client can set to a fresh value per request.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Blanket API",
@@ -222,6 +295,8 @@ DECLARATION_MAX_BYTES = env_int("DECLARATION_MAX_BYTES", default=4 * 1024 * 1024
 DECLARATION_DEADLINE_DAYS = env_int("DECLARATION_DEADLINE_DAYS", default=30)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024  # a 10,000-item registry check is ~1 MB
 BLANKET_BASE_URL = env_str("BLANKET_BASE_URL", default="http://127.0.0.1:8000")
+# `manage.py demo` creates staff with a published password; production settings turn it off.
+DEMO_SEED_ALLOWED = True
 
 LOGGING = {
     "version": 1,
@@ -249,6 +324,16 @@ PAYOUT_STUCK_SECONDS = env_int("PAYOUT_STUCK_SECONDS", default=300)
 PAYOUT_BACKOFF_SECONDS = env_int("PAYOUT_BACKOFF_SECONDS", default=30)
 PAYOUT_MAX_ATTEMPTS = env_int("PAYOUT_MAX_ATTEMPTS", default=8)
 PAYOUT_CURRENCIES = ["EUR", "GBP", "USD"]
+# Allocation fan-out: 1 runs a cycle's allocation in one task, in memory; N > 1 splits its
+# licences into up to N partitions, each a Celery task writing exact partial sums to the
+# database, reduced by one more task (the same result either way). A run whose tasks were
+# lost is re-enqueued by the sweeper after ALLOCATION_STUCK_SECONDS.
+ROYALTIES_ALLOCATION_PARTITIONS = env_int("ROYALTIES_ALLOCATION_PARTITIONS", default=1)
+if not 1 <= ROYALTIES_ALLOCATION_PARTITIONS <= 1000:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ROYALTIES_ALLOCATION_PARTITIONS must be between 1 and 1000")
+ALLOCATION_STUCK_SECONDS = env_int("ALLOCATION_STUCK_SECONDS", default=15 * 60)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentMethodEnum"] = "licensing.models.PaymentMethod"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LicenceStatusEnum"] = "licensing.models.LicenceStatus"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentStatusEnum"] = "licensing.models.PaymentStatus"

@@ -24,6 +24,7 @@ if "*" in ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name the hosts; '*' is refused")
 
 BLANKET_REQUIRE_SIGNING_KEY = True  # certificates are signed with a managed key, not a file
+DEMO_SEED_ALLOWED = False  # the demo's staff accounts have a published password
 
 for _name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE"):
     if not env_str(_name):
@@ -50,4 +51,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+# `__Host-` cookies are only accepted over HTTPS, for this exact host and path "/": a sibling
+# subdomain cannot plant or overwrite them. (The CSRF token reaches htmx from the page.)
+SESSION_COOKIE_NAME = "__Host-sessionid"
+CSRF_COOKIE_NAME = "__Host-csrftoken"
 X_FRAME_OPTIONS = "DENY"

@@ -19,3 +19,19 @@ CELERY_TASK_ALWAYS_EAGER = True
 import tempfile  # noqa: E402
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="blanket-test-media-")
+
+# Logins: the test client's `login()` passes no request, which django-axes refuses, and the
+# suite logs in thousands of times. tests/accounts/test_security.py switches axes on.
+AXES_ENABLED = False
+# API budgets: throttle counters live in the per-process cache and outlast each test, so the
+# default budgets are out of reach here; tests/accounts/test_security.py sets real ones.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {
+        **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],  # noqa: F405
+        "api_key": "1000000/minute",
+        "user": "1000000/minute",
+        "anon": "1000000/minute",
+        "registry_burst": "1000000/second",
+    },
+}
