@@ -66,7 +66,7 @@ class AnonymousRateThrottle(_SettingsRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-def _caller_ident(throttle: SimpleRateThrottle, request) -> str:
+def caller_ident(throttle: SimpleRateThrottle, request) -> str:
     api_key = _api_key_of(request)
     if api_key is not None:
         return f"key-{api_key.pk}"
@@ -82,7 +82,7 @@ class RegistryRateThrottle(_SettingsRateThrottle):
     scope = "registry"
 
     def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": _caller_ident(self, request)}
+        return self.cache_format % {"scope": self.scope, "ident": caller_ident(self, request)}
 
 
 class RegistryBurstThrottle(RegistryRateThrottle):

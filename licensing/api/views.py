@@ -13,6 +13,7 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.scoping import ScopedViewMixin, caller_from_request, get_scoped_or_404
+from accounts.throttling import RegistryBurstThrottle, caller_ident
 from licensing import selectors
 from licensing.api import serializers as s
 from licensing.errors import LicensingError
@@ -201,16 +202,20 @@ class ReservationViewSet(
 
 
 class RegistryThrottle(UserRateThrottle):
-    """One budget per caller: per user when logged in, per IP address otherwise."""
+    """One budget per caller: per API key, per person when logged in, per address otherwise
+    (an API key's user is anonymous, so keying by user would put every key in one bucket)."""
 
     scope = "registry"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": caller_ident(self, request)}
 
 
 class RegistryCheckView(APIView):
     """Public: is each identifier licensed, reserved or unknown? Up to 10,000 per call."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [RegistryThrottle]
+    throttle_classes = [RegistryBurstThrottle, RegistryThrottle]
 
     @extend_schema(request=s.RegistryCheckSerializer, responses=s.RegistryCheckResultSerializer)
     def post(self, request):
