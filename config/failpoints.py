@@ -5,6 +5,10 @@ creating the file `<dir>/<name>`; the first process to reach the point takes the
 atomic rename, so exactly one process fires) and dies at once with SIGKILL: no `finally`, no
 clean-up, no acknowledgement, exactly like a machine losing power or the OOM killer. Modelled
 on FreeBSD's fail(9) and TiKV's fail-rs, reduced to the one action the tests need.
+
+A point reached with a `key` (e.g. the payout id) can also be armed for that key only, with
+the file `<dir>/<name>@<key>`: a test kills the worker at one chosen payout, not at whichever
+comes first.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ import os
 import signal
 
 
-def hit(name: str) -> None:
+def hit(name: str, key: object = None) -> None:
     directory = os.environ.get("BLANKET_FAILPOINT_DIR")
     if not directory:
         return
-    armed = os.path.join(directory, name)
-    taken = f"{armed}.fired.{os.getpid()}"
-    try:
-        os.rename(armed, taken)
-    except OSError:
-        return  # not armed, or another process took it
-    os.kill(os.getpid(), signal.SIGKILL)
+    names = [name] if key is None else [name, f"{name}@{key}"]
+    for armed in (os.path.join(directory, n) for n in names):
+        taken = f"{armed}.fired.{os.getpid()}"
+        try:
+            os.rename(armed, taken)
+        except OSError:
+            continue  # not armed, or another process took it
+        os.kill(os.getpid(), signal.SIGKILL)

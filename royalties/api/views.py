@@ -1,4 +1,5 @@
-"""Cycles (staff), the distribution policy (staff) and statements (holders and staff).
+"""Cycles (staff), the distribution policy (staff), statements (holders and staff) and payouts
+(a holder's payout account and payouts; staff: runs and reconciliations).
 
 Thin: objects are found through the caller's scope (another organisation's statement is a
 404; cycles and policies are the society's own business, so a non-staff caller finds none), and
@@ -9,14 +10,17 @@ from __future__ import annotations
 
 from django.db.models import F
 from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from accounts.scoping import ScopedViewMixin
+from accounts.scoping import ScopedViewMixin, caller_from_request
+from config.errors import ConflictError, NotFoundError
 from licensing.models import Work
 from royalties.api import serializers as s
 from royalties.models import (
@@ -26,8 +30,11 @@ from royalties.models import (
     StatementWorkLine,
     SuspenseItem,
 )
-from royalties.services import cycles, statement_exports
+from royalties.selectors import payouts as payout_selectors
+from royalties.services import cycles, payouts, reconciliation, statement_exports
 from royalties.services.suspense import suspense_outstanding, suspense_release_to_work
+
+STRIPE_502 = OpenApiResponse(description="Stripe refused the request or could not be reached.")
 
 
 class PolicyViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -84,6 +91,18 @@ class CycleViewSet(ScopedViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMo
     @action(detail=True, methods=["post"])
     def pay(self, request, pk=None):
         return self._act(cycles.cycle_pay)
+
+    @extend_schema(request=None, responses={201: s.PayoutReconciliationSerializer, 502: STRIPE_502})
+    @action(detail=True, methods=["post"])
+    def reconcile(self, request, pk=None):
+        """Compare the cycle's payouts in the ledger with Stripe's transfers and balance
+        transactions (operator or approver); a clean result closes a paid cycle."""
+        cycle = self.get_object()
+        result = reconciliation.reconcile_cycle(cycle_id=cycle.pk, caller=self.caller)
+        result = payout_selectors.reconciliation_list(caller=self.caller).get(pk=result.pk)
+        return Response(
+            s.PayoutReconciliationSerializer(result).data, status=status.HTTP_201_CREATED
+        )
 
 
 class StatementViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
@@ -181,3 +200,112 @@ class SuspenseViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         )
         item = SuspenseItem.objects.select_related("cycle", "release").get(pk=item.pk)
         return Response(s.SuspenseItemSerializer(item).data, status=status.HTTP_201_CREATED)
+
+
+# --- payouts ----------------------------------------------------------------------------------
+
+
+class StaffOnlyMixin:
+    """The society's own business: anyone not on the staff finds nothing here (404)."""
+
+    def check_permissions(self, request):
+        super().check_permissions(request)
+        if not caller_from_request(request).is_staff:
+            raise NotFound()
+
+
+class PayoutAccountView(APIView):
+    """The payout account (Stripe Connect) of the rights holder the caller acts for: its state
+    as Stripe last reported it, and the holder's payout settings. 404 until one is connected."""
+
+    def _account(self, request):
+        account = payout_selectors.payout_account_get(caller=caller_from_request(request))
+        if account is None:
+            raise NotFoundError(
+                "No payout account is connected for this organisation.",
+                code="payout_account_missing",
+            )
+        return account
+
+    @extend_schema(responses=s.PayoutAccountSerializer)
+    def get(self, request):
+        return Response(s.PayoutAccountSerializer(self._account(request)).data)
+
+    @extend_schema(request=s.PayoutAccountSettingsSerializer, responses=s.PayoutAccountSerializer)
+    def patch(self, request):
+        """Change the personal payout threshold (minor units) and the payout currency (owners
+        and admins of the rights holder)."""
+        account = self._account(request)
+        data = s.PayoutAccountSettingsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        account = payouts.payout_account_settings_update(
+            caller=caller_from_request(request),
+            threshold_minor=values.get("threshold_minor", account.threshold_minor),
+            payout_currency=values.get("payout_currency", account.payout_currency),
+        )
+        return Response(s.PayoutAccountSerializer(account).data)
+
+
+class PayoutAccountConnectView(APIView):
+    """Start or continue Stripe's hosted onboarding: creates the rights holder's Express account
+    the first time and answers a single-use onboarding link (owners and admins)."""
+
+    @extend_schema(
+        request=s.PayoutAccountConnectSerializer,
+        responses={200: s.PayoutAccountLinkSerializer, 502: STRIPE_502},
+    )
+    def post(self, request):
+        data = s.PayoutAccountConnectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        url = payouts.payout_account_connect(
+            caller=caller_from_request(request),
+            return_url=values.get("return_url")
+            or request.build_absolute_uri(reverse("payouts_return")),
+            refresh_url=values.get("refresh_url")
+            or request.build_absolute_uri(reverse("payouts_refresh")),
+        )
+        return Response(s.PayoutAccountLinkSerializer({"url": url}).data)
+
+
+class PayoutViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Payouts: a rights holder sees its own; staff see every payout. Filter by cycle and
+    status."""
+
+    serializer_class = s.PayoutSerializer
+    filterset_fields = ["cycle", "status", "currency"]
+
+    def get_queryset(self):
+        return payout_selectors.payout_list(caller=self.caller)
+
+
+class PayoutRunViewSet(StaffOnlyMixin, ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Payout runs (staff): status, pause reason, counts and amounts by payout status, percent
+    done. `resume` restarts a paused run (approvers)."""
+
+    serializer_class = s.PayoutRunSerializer
+    filterset_fields = ["cycle", "status"]
+
+    def get_queryset(self):
+        return payout_selectors.payout_run_list(caller=self.caller)
+
+    @extend_schema(request=None, responses={200: s.PayoutRunSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        run = self.get_object()
+        if not payouts.payout_run_resume(run_id=run.pk, caller=self.caller):
+            raise ConflictError("The payout run is not paused.", code="payout_run_not_paused")
+        return Response(s.PayoutRunSerializer(self.get_queryset().get(pk=run.pk)).data)
+
+
+class PayoutReconciliationViewSet(
+    StaffOnlyMixin, ScopedViewMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+):
+    """Reconciliations of cycles' payouts with Stripe (staff), newest first; `?cycle=`."""
+
+    serializer_class = s.PayoutReconciliationSerializer
+    filterset_fields = ["cycle", "clean"]
+
+    def get_queryset(self):
+        return payout_selectors.reconciliation_list(caller=self.caller)

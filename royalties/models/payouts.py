@@ -64,7 +64,7 @@ class PayoutAccount(models.Model):
     def state(self) -> str:
         if self.can_receive:
             return "active"
-        if self.disabled_reason and self.details_submitted:
+        if self.details_submitted:
             return "restricted"
         return "onboarding"
 

@@ -342,13 +342,23 @@ def payout_run_counts(run_id: int) -> dict[str, Any]:
 
 
 def _claim(payout_id: int) -> Payout | None:
+    # `last_error` is cleared: on a `submitting` row it must mean "this attempt ended without
+    # an answer", which lets the sweeper look the transfer up after the back-off, without
+    # waiting PAYOUT_STUCK_SECONDS. An error left over from an earlier attempt would let it
+    # look up (find nothing, move to the next key and resend) while this attempt's call is
+    # still in flight: two transfers once that call lands.
     now = timezone.now()
     claimed = Payout.objects.filter(
         pk=payout_id,
         status=PayoutStatus.PENDING,
         next_attempt_at__lte=now,
         run__status=PayoutRunStatus.RUNNING,
-    ).update(status=PayoutStatus.SUBMITTING, claimed_at=now, attempts=F("attempts") + 1)
+    ).update(
+        status=PayoutStatus.SUBMITTING,
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+        last_error="",
+    )
     if not claimed:
         return None
     return Payout.objects.select_related("holder", "cycle").get(pk=payout_id)
@@ -392,7 +402,7 @@ def payout_submit(*, payout_id: int) -> str | None:
         _hold(payout, reason, expect=PayoutStatus.SUBMITTING)
         return PayoutStatus.HELD
     Payout.objects.filter(pk=payout.pk).update(destination=account.stripe_account_id)
-    failpoints.hit("payout.before_call")
+    failpoints.hit("payout.before_call", payout.pk)
     try:
         transfer = stripe_client.transfer_create(
             idempotency_key=payout.idempotency_key,
@@ -409,9 +419,9 @@ def payout_submit(*, payout_id: int) -> str | None:
         )
     except StripeBoundaryError as exc:
         return _submit_failed(payout, exc)
-    failpoints.hit("payout.after_call")
+    failpoints.hit("payout.after_call", payout.pk)
     payout_mark_sent(payout=payout, transfer=transfer)
-    failpoints.hit("payout.after_write")
+    failpoints.hit("payout.after_write", payout.pk)
     payout_confirm(payout_id=payout.pk)
     return Payout.objects.get(pk=payout.pk).status
 
@@ -706,11 +716,25 @@ def payouts_release_held(*, holder_id: int) -> int:
     released = Payout.objects.filter(pk__in=ids, status=PayoutStatus.HELD).update(
         status=PayoutStatus.PENDING, held_reason="", next_attempt_at=timezone.now()
     )
-    # A run that was done with held payouts runs again for them.
+    # A run that was done with held payouts runs again for them, and its cycle is paying again
+    # (paid or even closed before): it becomes paid when they settle, and the periodic
+    # reconciliation covers the new transfers before it closes again.
     run_ids = set(Payout.objects.filter(pk__in=ids).values_list("run_id", flat=True))
     PayoutRun.objects.filter(pk__in=run_ids, status=PayoutRunStatus.DONE).update(
         status=PayoutRunStatus.RUNNING, finished_at=None
     )
+    cycle_ids = set(PayoutRun.objects.filter(pk__in=run_ids).values_list("cycle_id", flat=True))
+    for cycle in Cycle.objects.filter(
+        pk__in=cycle_ids, status__in=(CycleStatus.PAID, CycleStatus.CLOSED)
+    ):
+        Cycle.objects.filter(pk=cycle.pk).update(
+            status=CycleStatus.PAYING, stage="paying", updated_at=timezone.now()
+        )
+        audit_record(
+            action="cycle.paying_again",
+            obj=cycle,
+            details={"was": cycle.status, "released_payouts": released},
+        )
     for pk in ids:
         transaction.on_commit(lambda pk=pk: payout_submit_task.delay(pk), robust=True)
     return released

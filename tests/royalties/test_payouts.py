@@ -159,6 +159,35 @@ def test_a_restricted_account_is_held_without_a_stripe_call_then_paid_when_enabl
     assert held.status == PayoutStatus.PAID
     assert ps.transfers_by_payout(stripe_client)[str(held.pk)] == 1
     assert reconciliation.reconcile_cycle(cycle_id=cycle.pk).clean
+    cycle.refresh_from_db()
+    assert cycle.status == CycleStatus.CLOSED
+
+
+def test_a_payout_released_after_the_cycle_closed_reopens_it_until_reconciled(
+    payout_stripe,
+    cycle,
+    approver,
+    rights_holder,
+    co_holder,
+    stripe_client,
+    deliver,
+    django_capture_on_commit_callbacks,
+):
+    ps.connect(rights_holder, payout_stripe)
+    _pay(approver, cycle, django_capture_on_commit_callbacks)
+    assert reconciliation.reconcile_cycle(cycle_id=cycle.pk).clean
+    cycle.refresh_from_db()
+    assert cycle.status == CycleStatus.CLOSED  # the co-holder's payout is held
+    with django_capture_on_commit_callbacks(execute=True):
+        ps.connect(co_holder, payout_stripe)  # its account can receive: the held one goes
+    assert ps.payout_of(co_holder, cycle).status == PayoutStatus.PAID
+    cycle.refresh_from_db()
+    assert cycle.status == CycleStatus.PAID  # reopened, not silently closed
+    assert reconciliation.payouts_reconcile_due() == 1
+    cycle.refresh_from_db()
+    assert cycle.status == CycleStatus.CLOSED
+    latest = cycle.reconciliations.first()
+    assert latest.clean and latest.checked["transfers"] == 2
 
 
 def test_a_holder_without_an_account_is_held_and_told_why(
