@@ -11,11 +11,13 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("licensing.api.urls")),
+    path("api/v1/", include("licensing.api.summary_disclosure_urls")),
     path("api/v1/", include("royalties.api.urls")),
     path("", include("accounts.urls")),
     path("", include("licensing.urls")),
     path("", include("licensing.urls_licences")),
     path("", include("licensing.urls_declarations")),
+    path("", include("licensing.urls_summaries")),
     path("", include("royalties.urls")),
 ]
 

@@ -7,4 +7,4 @@ class LicensingConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers tasks kept outside tasks.py, so workers know them too.
-        from licensing import tasks_payments, tasks_reservations  # noqa: F401
+        from licensing import tasks_disclosures, tasks_payments, tasks_reservations  # noqa: F401

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from licensing import views
+from licensing import views, views_transparency
 
 urlpatterns = [
     path("catalogues/", views.catalogue_list, name="catalogues"),
@@ -25,4 +25,8 @@ urlpatterns = [
     path("reservations/verify/<str:token>/", views.reservation_verify, name="reservation_verify"),
     path("registry/", views.registry_lookup, name="registry"),
     path("society/", views.society_settings, name="society_settings"),
+    # Public transparency and machine-readable permissions (no login).
+    path("transparency/", views_transparency.transparency, name="transparency"),
+    path("permissions/robots/", views_transparency.robots_snippet, name="robots_snippet"),
+    path("licence.rsl.xml", views_transparency.licence_rsl, name="licence_rsl"),
 ]

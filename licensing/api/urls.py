@@ -29,5 +29,6 @@ urlpatterns = [
     path("", include("licensing.api.import_urls")),
     path("", include("licensing.api.licence_urls")),
     path("", include("licensing.api.declaration_urls")),
+    path("", include("licensing.api.permission_urls")),
     *router.urls,
 ]

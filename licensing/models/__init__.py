@@ -50,4 +50,10 @@ from licensing.models.repertoire import (  # noqa: F401
     WorkIdentifier,
     WorkStatus,
 )
+from licensing.models.summaries import (  # noqa: F401
+    DisclosureDigest,
+    DisclosurePreference,
+    TrainingSummary,
+    TrainingSummaryStatus,
+)
 from licensing.models.trueups import TrueUp, TrueUpStatus  # noqa: F401

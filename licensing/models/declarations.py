@@ -141,9 +141,14 @@ class DeclarationWorkUsage(models.Model):
     Keyed by (declaration, work). The two foreign keys have no database constraint: a
     million-line aggregate would otherwise pay a million referential checks (and row locks on
     the works) at commit - 6 of the 11 seconds of the write in the benchmark. The service
-    writes these rows only in the transaction that accepts the declaration and checks there,
-    set-based, that every work exists; deletes go through Django (CASCADE from the
-    declaration, PROTECT for the work).
+    writes these rows only in the transaction that accepts the declaration and checks there
+    that every work exists; deletes go through Django (CASCADE from the declaration, PROTECT
+    for the work).
+
+    Only the primary key is indexed: every reader selects by declaration (reports, the payout
+    cycle's usage). An index on ``work`` alone cost about a second per million-row
+    declaration, growing with the table, and would serve only deleting a work, which nothing
+    does (works carry history); Django's PROTECT check then scans.
     """
 
     pk = models.CompositePrimaryKey("declaration_id", "work_id")
@@ -155,7 +160,11 @@ class DeclarationWorkUsage(models.Model):
         db_index=False,  # the primary key (declaration, work) serves it
     )
     work = models.ForeignKey(
-        Work, on_delete=models.PROTECT, related_name="declared_usage", db_constraint=False
+        Work,
+        on_delete=models.PROTECT,
+        related_name="declared_usage",
+        db_constraint=False,
+        db_index=False,  # see above: no reader selects by work alone
     )
     quantity = models.BigIntegerField()
     lines = models.BigIntegerField()

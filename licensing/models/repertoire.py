@@ -80,6 +80,10 @@ class Catalogue(models.Model):
         max_length=10, choices=Consent.choices, default=Consent.LICENSED
     )
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="Last change (name or default consent); set by the services, for feeds.",
+    )
 
     organisation_field = "owner"
 
@@ -129,7 +133,11 @@ class Work(models.Model):
                 condition=models.Q(media_type__in=MediaType.values), name="work_media_valid"
             ),
         ]
-        indexes = [models.Index(fields=["status"], name="work_status_idx")]
+        indexes = [
+            models.Index(fields=["status"], name="work_status_idx"),
+            # Incremental permission feeds (`?since=`) read works changed after a time.
+            models.Index(fields=["updated_at"], name="work_updated_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.work_ref}: {self.title}"

@@ -118,7 +118,8 @@ def catalogue_update(
         return catalogue
     try:
         with transaction.atomic():
-            Catalogue.objects.filter(pk=catalogue.pk).update(**changes)
+            # The stamp tells the permission feeds that the catalogue's works may have changed.
+            Catalogue.objects.filter(pk=catalogue.pk).update(updated_at=timezone.now(), **changes)
             audit_record(
                 action="catalogue.update",
                 caller=caller,
