@@ -141,6 +141,29 @@ ROUTES: dict[str, Route] = {
     "statement_pdf": Route("tenant", "statement"),
     "suspense-detail": Route("staff", "suspense"),
     "suspense-release": Route("staff", "suspense"),
+    # payouts
+    "payout-detail": Route("tenant", "payout"),
+    "payout-run-detail": Route("staff", "payout_run"),
+    "payout-run-resume": Route("staff", "payout_run"),
+    "cycle-reconcile": Route("staff", "cycle"),
+    "payout_monitor": Route("staff", "cycle"),
+    "payout_monitor_progress": Route("staff", "cycle"),
+    "payout_start": Route("staff", "cycle"),
+    "payout_resume": Route("staff", "cycle"),
+    "payout_reconcile": Route("staff", "cycle"),
+    "payout_csv": Route("staff", "cycle"),
+    "whatif_cycle": Route("staff", "cycle"),
+    # transparency: a licensee's draft training summary (public only once published) and a
+    # holder's disclosure of one of its works
+    "training-summary-detail": Route("tenant", "training_summary"),
+    "training-summary-publish": Route("tenant", "training_summary"),
+    "training_summary_edit": Route("tenant", "training_summary"),
+    "training_summary_publish": Route("tenant", "training_summary"),
+    "training_summary_public": Route("tenant", "training_summary"),
+    "training_summary_json": Route("tenant", "training_summary"),
+    "disclosure-work-detail": Route("tenant", "disclosure_work"),
+    "disclosure_work": Route("tenant", "disclosure_work"),
+    "whatif_csv": Route("staff", "cycle"),
 }
 
 # URL name (or route prefix) -> why it names no organisation's object.
@@ -150,6 +173,7 @@ NOT_OBJECTS: dict[str, str] = {
     "invitation_accept": "a signed one-time token, checked against the invitee's email",
     "reservation_verify": "a signed one-time token mailed to the reserving address",
     "admin/": "Django's admin: staff superusers only, behind its own login",
+    "permissions-tdmrep": "a public document per domain name: published for every crawler",
 }
 
 
@@ -256,7 +280,17 @@ def world(
     with django_capture_on_commit_callbacks(execute=True):
         payouts.payout_run_start(caller=ps.cs.staff_caller(approver), cycle=cycle)
     statement = Statement.objects.get(allocation=cycle.current_allocation, holder=holder)
+    from licensing.services.summaries import training_summary_generate
+    from tests.licensing.factories import caller_of
+
+    summary = training_summary_generate(
+        caller=caller_of(licensee),
+        model_name=declaration.model_name,
+        model_version=declaration.model_version,
+    )
     return {
+        "training_summary": {"pk": summary.pk},
+        "disclosure_work": {"work_id": work.pk},
         "victims": (holder, licensee.organisation),
         "organisation": {"code": holder.code},
         "membership": {"pk": Membership.objects.get(organisation=holder).pk},
@@ -285,6 +319,7 @@ def world(
         "statement": {"pk": statement.pk},
         "suspense": {"pk": SuspenseItem.objects.first().pk},
         "payout": {"pk": statement.payout.pk},
+        "payout_run": {"pk": statement.payout.run_id},
     }
 
 
