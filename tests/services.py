@@ -34,15 +34,26 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
 
 
-def start_worker(queue: str) -> subprocess.Popen:
+def start_worker(
+    queue: str,
+    env: dict[str, str] | None = None,
+    *,
+    args: tuple[str, ...] = (),
+    log_mode: str = "w",
+) -> subprocess.Popen:
+    """A worker consuming `queue`; `env` adds to (or overrides) its environment, e.g. the
+    local Stripe's address, fail points or another broker; `args` adds to its command line
+    (e.g. `-n name@host` for several workers). `log_mode="a"` keeps the log of earlier
+    workers of the same queue (a test that kills and restarts them)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test_worker",
         "DATABASE_URL": test_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        **(env or {}),
     }
-    log = open(ROOT / "var" / f"celery-{queue}.log", "w")  # noqa: SIM115 (closed with the process)
+    log = open(ROOT / "var" / f"celery-{queue}.log", log_mode)  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         [
             sys.executable,
@@ -58,6 +69,7 @@ def start_worker(queue: str) -> subprocess.Popen:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            *args,
         ],
         cwd=ROOT,
         env=env,
