@@ -7,7 +7,9 @@ integer totals out. Everything runs set-based in an embedded DuckDB:
 1. parse - one streaming pass of DuckDB's reader over the file (CSV with a header row,
    optionally gzip; or JSON Lines), every column as text, sums the lines per (scheme,
    declared identifier) and notes what validation needs; the lines themselves are never held,
-   so memory follows the number of distinct identifiers, not of lines.
+   so memory follows the number of distinct identifiers, not of lines. A file whose first
+   lines name one scheme is summed per identifier alone (cheaper), and read a second time per
+   (scheme, identifier) only if a later line names another.
 2. validate - required columns, the scheme in ``SCHEMES``, a non-empty identifier, a quantity
    that is a non-negative whole number (1 to 18 digits: no sign, decimal point, exponent or
    separator), one unit per file. Any error rejects the whole file; only then is the file
@@ -16,11 +18,13 @@ integer totals out. Everything runs set-based in an embedded DuckDB:
    value and what is wrong.
 3. normalise - only distinct identifiers are normalised, with the repertoire's own rules
    (``licensing.identifiers.normalise_many``), so a declared spelling matches exactly when
-   ``normalise`` of it equals a stored value. A declared identifier equal to a stored value
-   is taken as it is (stored values are ``normalise`` results, which normalise to
-   themselves). ``work_id`` values are work ids: digits, leading zeros ignored. An identifier
-   that does not validate is not an error of the file: its usage is unmatched, kept under the
-   declared text with the reason.
+   ``normalise`` of it equals a stored value. ISBNs written as digits, hyphens and spaces and
+   work ids written as digits are normalised in SQL with the same arithmetic (tested for
+   parity; anything else about them is left to ``normalise_many``). A declared identifier
+   equal to a stored value is taken as it is (stored values are ``normalise`` results, which
+   normalise to themselves). ``work_id`` values are work ids: digits, leading zeros ignored.
+   An identifier that does not validate is not an error of the file: its usage is unmatched,
+   kept under the declared text with the reason.
 4. hold - the valid identifiers covered by a registered reservation (opt-out) in force for
    the licence's uses (``reservations``: the caller passes only those): an identifier
    reservation on exactly that (scheme, normalised value); for ``url`` lines, a URL-prefix
@@ -52,10 +56,12 @@ matched + unmatched + reserved == declared, in lines and in quantity.
 from __future__ import annotations
 
 import gzip
+import queue
 import re
 import time
+import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import duckdb
@@ -128,7 +134,8 @@ class MatchResult:
     reserved_lines: int
     reserved_quantity: int
     work_usage: pa.Table  # work_id, quantity, lines, reserved
-    unmatched: pa.Table  # scheme, identifier, valid, note, quantity, lines, title
+    unmatched: pa.Table  # scheme, identifier, valid, note, quantity, lines, title; sorted by
+    # (scheme, identifier), the order of the unmatched pool's index
     reserved_unmatched: pa.Table  # scheme, identifier, quantity, lines, title, reservation_id
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -188,18 +195,23 @@ def _normalise_in_parallel(scheme: str, values: pd.Series) -> tuple[pd.Series, p
 # --------------------------------------------------------------------------------------------
 
 
+Registry = tuple[pa.Table, pa.Table, pa.Table | None]
+
+
 def declaration_match(
     path: str,
     *,
-    index: pa.Table,
-    works: pa.Table,
+    index: pa.Table | None = None,
+    works: pa.Table | None = None,
     reservations: pa.Table | None = None,
+    registry: Callable[[], Registry] | None = None,
     file_format: str = "csv",
     unit: str | None = None,
     on_stage: StageCallback | None = None,
     threads: int | None = None,
     memory_limit: str = "512MB",
     temp_directory: str | None = None,
+    max_inflated_bytes: int | None = None,
 ) -> MatchResult:
     """Match the declaration file at ``path`` against ``index`` (scheme, value, work_id) and
     ``works`` (work_id, reserved). ``reservations`` (``RESERVATIONS_SCHEMA``): the
@@ -207,19 +219,25 @@ def declaration_match(
     filed with, which the file's ``unit`` column (if any) must agree with; without either it
     is tokens.
 
+    ``registry``, instead of the three tables: a function returning them (index, works,
+    reservations). It is called in the calling thread while the file is parsed and validated
+    in another, so that reading the registry (from a database) overlaps the parse; the
+    stages are still reported from the calling thread, in order.
+
+    ``max_inflated_bytes``: a gzip file that inflates past this is refused before it is
+    parsed (a gzip bomb: a small upload that would take hours to read).
+
     Raises ``DeclarationRejected`` when the file cannot be accepted.
     """
+    if (registry is None) == (index is None or works is None):
+        raise TypeError("give index and works, or registry")
+    if file_format != "jsonl":
+        _raw_checks(path, max_inflated_bytes)
     timings: dict[str, float] = {}
-    clock = [time.perf_counter()]
 
     def stage(name: str, percent: int) -> None:
         if on_stage is not None:
             on_stage(name, percent)
-
-    def done(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = now - clock[0]
-        clock[0] = now
 
     db = duckdb.connect(config={"preserve_insertion_order": True})
     try:
@@ -230,19 +248,38 @@ def declaration_match(
             db.execute("SET temp_directory = ?", [temp_directory])
 
         stage("parsing", 10)
-        source, columns = _source(db, path, file_format)
-        lines, clean = _read_summed(db, source, path, columns)
-        done("parse")
+        if registry is None:
+            lines, unit, titled = _parse_and_check(db, path, file_format, unit, timings, stage)
+        else:
+            events: queue.SimpleQueue = queue.SimpleQueue()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="declaration") as pool:
+                parsed = pool.submit(
+                    _parse_and_check,
+                    db,
+                    path,
+                    file_format,
+                    unit,
+                    timings,
+                    lambda name, percent: events.put((name, percent)),
+                )
+                parsed.add_done_callback(lambda _: events.put(None))
+                try:
+                    index, works, reservations = registry()
+                except BaseException:
+                    db.interrupt()
+                    wait([parsed])
+                    raise
+                # The parse thread's stages, reported from this one, until it has finished.
+                while (event := events.get()) is not None:
+                    stage(*event)
+                lines, unit, titled = parsed.result()
 
-        stage("validating", 30)
-        first_row = 1 if file_format == "jsonl" else 2
-        unit = _check(db, columns, unit, clean=clean, source=source, path=path, first_row=first_row)
-        if lines == 0:
-            raise DeclarationRejected(
-                "The file has no lines. If nothing was used in the period, file a nil "
-                "declaration instead."
-            )
-        done("validate")
+        clock = [time.perf_counter()]
+
+        def done(name: str) -> None:
+            now = time.perf_counter()
+            timings[name] = now - clock[0]
+            clock[0] = now
 
         stage("normalising", 45)
         db.register("idx_in", index)
@@ -251,7 +288,7 @@ def declaration_match(
             "CREATE TEMP VIEW idx AS SELECT scheme, value, work_id FROM idx_in "
             "UNION ALL SELECT 'work_id', CAST(work_id AS VARCHAR), work_id FROM works_in"
         )
-        _normalise(db)
+        _normalise(db, titled=titled)
         done("normalise")
 
         stage("matching", 60)
@@ -266,6 +303,34 @@ def declaration_match(
         return result
     finally:
         db.close()
+
+
+def _parse_and_check(
+    db: duckdb.DuckDBPyConnection,
+    path: str,
+    file_format: str,
+    unit: str | None,
+    timings: dict[str, float],
+    stage: StageCallback,
+) -> tuple[int, str, bool]:
+    """Parse (table ``raw``) and validate the file: (lines, unit, whether it has titles), or
+    ``DeclarationRejected``."""
+    started = time.perf_counter()
+    source, columns = _source(db, path, file_format)
+    lines, clean = _read_summed(db, source, path, columns)
+    timings["parse"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    stage("validating", 30)
+    first_row = 1 if file_format == "jsonl" else 2
+    unit = _check(db, columns, unit, clean=clean, source=source, path=path, first_row=first_row)
+    if lines == 0:
+        raise DeclarationRejected(
+            "The file has no lines. If nothing was used in the period, file a nil "
+            "declaration instead."
+        )
+    timings["validate"] = time.perf_counter() - started
+    return lines, unit, "title" in columns
 
 
 def _source(db: duckdb.DuckDBPyConnection, path: str, file_format: str) -> tuple[str, dict]:
@@ -314,6 +379,7 @@ class _read_errors:
             raise DeclarationRejected(_read_problem(str(exc), self.file_format)) from None
         if isinstance(exc, duckdb.IOException | OSError | EOFError | gzip.BadGzipFile):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = re.sub(r":\s*/\S+", "", first)  # never show the server's file paths
             raise DeclarationRejected(f"The file cannot be read: {first}") from None
         return False
 
@@ -341,27 +407,64 @@ def _read_summed(
         inner.append("min(lower(trim(unit))) AS unit_min, max(lower(trim(unit))) AS unit_max")
         outer.append("min(unit_min) AS unit_min, max(unit_max) AS unit_max")
     else:
+        inner.append("NULL::VARCHAR AS unit_min, NULL::VARCHAR AS unit_max")
         outer.append("NULL::VARCHAR AS unit_min, NULL::VARCHAR AS unit_max")
     if "title" in columns:
         inner.append(f"min(left(title, {TITLE_MAX})) AS title")
         outer.append("min(title) AS title")
     else:
+        inner.append("NULL::VARCHAR AS title")
         outer.append("NULL::VARCHAR AS title")
     inner_sql = "".join(f", {part}" for part in inner)
-    # Grouped by the declared text first (cheap), then by the scheme as written in any case.
+    # One hash aggregation of the lines per (scheme as written, declared identifier); insertion
+    # order is not needed (every output is sorted), and keeping it costs the parallel reader.
+    # Most files name one scheme: then (sampled first) the lines are grouped by identifier
+    # alone, a third cheaper, counting the lines of any other scheme; if there are some, the
+    # file is read again and grouped by both.
+    aggregates = (
+        "sum(TRY_CAST(quantity AS BIGINT))::HUGEINT AS quantity, count(*) AS lines, "
+        f"count(*) FILTER (WHERE NOT coalesce({_QUANTITY_OK}, false)) AS bad_quantity"
+        f"{inner_sql}"
+    )
+    lines_sql = f"SELECT {_columns_sql(columns)} FROM {source}"
+    db.execute("SET preserve_insertion_order = false")
     with _read_errors("jsonl" if source.startswith("read_json") else "csv"):
+        first, last = db.execute(
+            f"SELECT min(scheme), max(scheme) FROM ({lines_sql} LIMIT 10000)", [path]
+        ).fetchall()[0]
+        grouped = False
+        if first is not None and first == last:
+            db.execute(
+                "CREATE TABLE raw AS SELECT ?::VARCHAR AS scheme, * FROM ("
+                f"  SELECT identifier, {aggregates}, "
+                "  count(*) FILTER (WHERE scheme IS DISTINCT FROM ?) AS other_scheme "
+                f"  FROM ({lines_sql}) GROUP BY identifier)",
+                [first, first, path],
+            )
+            others = db.execute("SELECT coalesce(sum(other_scheme), 0) FROM raw").fetchall()
+            grouped = others[0][0] == 0
+            db.execute("DROP TABLE raw" if not grouped else "ALTER TABLE raw DROP other_scheme")
+        if not grouped:
+            db.execute(
+                f"CREATE TABLE raw AS SELECT scheme, identifier, {aggregates} "
+                f"FROM ({lines_sql}) GROUP BY scheme, identifier",
+                [path],
+            )
+    # The scheme in any case and with spaces ("ISBN ") is grouped again under its canonical
+    # spelling; files that write it canonically (the usual case) skip that second pass.
+    respelled = db.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT scheme FROM raw) "
+        "WHERE scheme IS DISTINCT FROM lower(trim(scheme))"
+    ).fetchall()[0][0]
+    if respelled:
         db.execute(
-            "CREATE TABLE raw AS SELECT lower(trim(scheme)) AS scheme, identifier, "
+            "CREATE TABLE raw_spelled AS SELECT lower(trim(scheme)) AS scheme, identifier, "
             "sum(quantity)::HUGEINT AS quantity, sum(lines)::BIGINT AS lines, "
-            f"sum(bad_quantity)::BIGINT AS bad_quantity, {', '.join(outer)} FROM ("
-            "  SELECT scheme, identifier, sum(TRY_CAST(quantity AS BIGINT)) AS quantity, "
-            "  count(*) AS lines, "
-            f"  count(*) FILTER (WHERE NOT coalesce({_QUANTITY_OK}, false)) AS bad_quantity"
-            f"  {inner_sql} "
-            f"  FROM (SELECT {_columns_sql(columns)} FROM {source}) GROUP BY scheme, identifier"
-            ") GROUP BY ALL",
-            [path],
+            f"sum(bad_quantity)::BIGINT AS bad_quantity, {', '.join(outer)} "
+            "FROM raw GROUP BY ALL"
         )
+        db.execute("DROP TABLE raw")
+        db.execute("ALTER TABLE raw_spelled RENAME TO raw")
     lines, bad = db.execute(
         "SELECT coalesce(sum(lines), 0), coalesce(sum(bad_quantity), 0) FROM raw"
     ).fetchall()[0]
@@ -381,12 +484,17 @@ def _check(
     """The file's unit; or, if anything is wrong, re-read it line by line for the row errors
     (only a rejected file pays for that) and raise ``DeclarationRejected``."""
     schemes = ", ".join(f"'{s}'" for s in SCHEMES)
-    bad_groups, units = db.execute(
+    bad_groups = db.execute(
         f"SELECT count(*) FILTER (WHERE coalesce(scheme, '') NOT IN ({schemes}) "
-        "OR coalesce(trim(identifier), '') = ''), "
-        "list_distinct(flatten(list([unit_min, unit_max]))) FROM raw"
-    ).fetchall()[0]
-    seen = sorted(u for u in (units or []) if u)
+        "OR coalesce(trim(identifier), '') = '') FROM raw"
+    ).fetchall()[0][0]
+    units = []
+    if "unit" in columns:
+        units = db.execute(
+            "SELECT DISTINCT u FROM (SELECT unit_min AS u FROM raw UNION ALL "
+            "SELECT unit_max FROM raw) WHERE u IS NOT NULL"
+        ).fetchall()
+    seen = sorted(row[0] for row in units if row[0])
     unit_ok = (
         all(u in UNITS for u in seen) and len(seen) <= 1 and (not unit or seen in ([], [unit]))
     )
@@ -400,6 +508,7 @@ def _check(
             )
         return unit or (seen[0] if seen else "tokens")
     db.execute("DROP TABLE raw")
+    db.execute("SET preserve_insertion_order = true")  # rowid: the line's place in the file
     with _read_errors("jsonl" if source.startswith("read_json") else "csv"):
         db.execute(f"CREATE TABLE lines AS SELECT {_columns_sql(columns)} FROM {source}", [path])
     _validate(db, list(columns), unit, first_row=first_row)
@@ -411,10 +520,65 @@ def _is_gzip(path: str) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
+_RAW_PROBE = 1 << 20
+
+
+def _raw_checks(path: str, max_inflated_bytes: int | None) -> None:
+    """Checks on the bytes before DuckDB reads them: a gzip file inflates within the bound and
+    is whole; line endings are LF or CRLF (a bare CR, the old Mac ending, makes DuckDB's
+    sniffer give up with a message about dialects)."""
+    if _is_gzip(path):
+        inflated, head = 0, b""
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                try:
+                    out = decompressor.decompress(chunk)
+                except zlib.error:
+                    raise DeclarationRejected(
+                        "The compressed file is damaged (not a valid gzip stream); compress "
+                        "the CSV again and upload it."
+                    ) from None
+                inflated += len(out)
+                if len(head) < _RAW_PROBE:
+                    head += out[: _RAW_PROBE - len(head)]
+                if max_inflated_bytes is not None and inflated > max_inflated_bytes:
+                    raise DeclarationRejected(
+                        f"The compressed file inflates to more than {max_inflated_bytes:,} "
+                        "bytes, the limit for one declaration; it was refused before being "
+                        "read. Split the declaration by period or model, or ask the society."
+                    )
+        if not decompressor.eof:
+            raise DeclarationRejected(
+                "The compressed file is cut short: its gzip stream ends early. Upload the "
+                "whole file again."
+            )
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(_RAW_PROBE)
+    try:
+        head[:-4].decode("utf-8")  # (the probe may end inside a character)
+    except UnicodeDecodeError:
+        return  # not UTF-8 text: DuckDB says so, with the line
+    if re.search(rb"\r(?!\n)", head[:-1]):
+        line = head[: re.search(rb"\r(?!\n)", head).start()].count(b"\n") + 1
+        raise DeclarationRejected(
+            f"Line {line} of the file ends with a bare carriage return (CR, the old Mac line "
+            "ending). Save the file as CSV UTF-8 with Windows (CRLF) or Unix (LF) line endings."
+        )
+
+
 def _read_problem(text: str, file_format: str) -> str:
     line = re.search(r"on Line: (\d+)", text)
     where = f" (line {line.group(1)})" if line else ""
     lower = text.lower()
+    if "maximum line size of" in lower:
+        line = re.search(r"on Line: (\d+)", text)
+        number = f"Line {int(line.group(1)) + 1}" if line else "A line"
+        return (
+            f"{number} of the file (counting the header) is longer than DuckDB's 2 MB line "
+            "limit: no identifier or title is that long; check the quoting of that line."
+        )
     if "unicode" in lower or "utf-8" in lower or "utf8" in lower:
         return f"The file is not UTF-8 text{where}. Save it as CSV UTF-8 and upload it again."
     if file_format == "jsonl":
@@ -501,16 +665,66 @@ def _validate(
     raise DeclarationRejected(message, errors, error_count)
 
 
-def _normalise(db: duckdb.DuckDBPyConnection) -> None:
+def _fast_sql(table: str) -> str:
+    """SQL selecting ``table``'s rows with ``canonical``: the normalised identifier where it
+    is an ISBN (digits with hyphens or spaces: an ISBN-13, or an ISBN-10 ending in a digit, X
+    or x) or a work id (1 to 18 digits) in the usual shape and valid; else NULL, and
+    ``normalise_declared``, which is the rule, decides (and gives the reason). The ISBN
+    arithmetic is the repertoire's ``_fast_isbn``'s; both are tested for parity with
+    ``normalise``."""
+
+    def digit(number: str, power: int) -> str:
+        return f"(({number} // {10**power}) % 10)"
+
+    ean13 = " + ".join(f"{(1, 3)[i % 2]} * {digit('n13', 12 - i)}" for i in range(13))
+    isbn10 = " + ".join(f"{j + 1} * {digit('n9', 8 - j)}" for j in range(9))
+    ean10 = " + ".join(f"{(3, 1)[j % 2]} * {digit('n9', 8 - j)}" for j in range(9))
+    isbn = (
+        "CASE "
+        f"WHEN length(c) = 13 AND n13 // {10**10} IN (978, 979) AND ({ean13}) % 10 = 0 THEN c "
+        f"WHEN length(c) = 10 AND n9 IS NOT NULL AND ({isbn10}) % 11 = l10 "
+        f"  THEN '978' || left(c, 9) || CAST((10 - (38 + {ean10}) % 10) % 10 AS VARCHAR) "
+        "END"
+    )
+    work_id = (
+        "CASE WHEN regexp_full_match(identifier, '[0-9]{1,18}') "
+        "AND CAST(identifier AS BIGINT) > 0 THEN CAST(CAST(identifier AS BIGINT) AS VARCHAR) END"
+    )
+    compact = (
+        "SELECT *, CASE WHEN scheme = 'isbn' "
+        "AND regexp_full_match(identifier, '[0-9][0-9 -]*[0-9Xx]') "
+        f"THEN replace(replace(identifier, '-', ''), ' ', '') END AS c FROM {table}"
+    )
+    numbers = (
+        "SELECT *, CASE WHEN length(c) = 13 THEN TRY_CAST(c AS BIGINT) END AS n13, "
+        "CASE WHEN length(c) = 10 THEN TRY_CAST(left(c, 9) AS BIGINT) END AS n9, "
+        "CASE WHEN length(c) = 10 THEN CASE WHEN right(c, 1) IN ('X', 'x') THEN 10 "
+        "ELSE TRY_CAST(right(c, 1) AS BIGINT) END END AS l10 "
+        f"FROM ({compact})"
+    )
+    return (
+        f"SELECT * EXCLUDE (c, n13, n9, l10), CASE WHEN c IS NOT NULL THEN {isbn} "
+        f"WHEN scheme = 'work_id' THEN {work_id} END AS canonical FROM ({numbers})"
+    )
+
+
+def _normalise(db: duckdb.DuckDBPyConnection, *, titled: bool) -> None:
     """Table ``canon``: the usage per (scheme, normalised identifier).
 
-    Declared identifiers equal to a stored value skip normalisation: stored values are
-    ``normalise`` results, which normalise to themselves, so the outcome is the same. The
-    others (distinct values only) go through ``normalise_declared``.
+    ISBNs and work ids in the usual shapes are normalised in SQL (``_fast_sql``, the same
+    results). Of the rest, declared identifiers equal to a stored value skip normalisation:
+    stored values are ``normalise`` results, which normalise to themselves, so the outcome is
+    the same. The others (distinct values only) go through ``normalise_declared``.
     """
     db.execute(
-        "CREATE TABLE todo AS SELECT r.scheme, r.identifier FROM raw r "
-        "ANTI JOIN idx i ON i.scheme = r.scheme AND i.value = r.identifier"
+        "CREATE TABLE fast AS "
+        + _fast_sql("(SELECT scheme, identifier, quantity, lines, title FROM raw)")
+    )
+    db.execute("DROP TABLE raw")
+    db.execute(
+        "CREATE TABLE todo AS SELECT r.scheme, r.identifier FROM fast r "
+        "ANTI JOIN idx i ON i.scheme = r.scheme AND i.value = r.identifier "
+        "WHERE r.canonical IS NULL"
     )
     frames = []
     schemes = [row[0] for row in db.execute("SELECT DISTINCT scheme FROM todo").fetchall()]
@@ -546,17 +760,30 @@ def _normalise(db: duckdb.DuckDBPyConnection) -> None:
     )
     db.execute("DROP TABLE todo")
     db.register("mapping_in", mapping)
+    # Decided in SQL: valid, canonical. Else: a stored value as declared (no mapping row), or
+    # what ``normalise_declared`` said (the canonical form, or the trimmed text and a reason).
+    # Aggregates over columns that are NULL throughout (no title column, no invalid value)
+    # are left out: min() over 2.8M NULLs is not free.
+    noted = mapping.column("reason").null_count < len(mapping)
+    note = "min(note)" if noted else "NULL::VARCHAR"
+    title = "min(title)" if titled else "NULL::VARCHAR"
     db.execute(
-        "CREATE TABLE canon AS SELECT r.scheme, "
-        "left(CASE WHEN m.identifier IS NULL THEN r.identifier "
-        f"ELSE coalesce(m.canonical, trim(r.identifier)) END, {IDENTIFIER_MAX}) AS identifier, "
-        "(m.identifier IS NULL OR m.canonical IS NOT NULL) AS valid, min(m.reason) AS note, "
-        "sum(r.quantity) AS quantity, sum(r.lines)::BIGINT AS lines, min(r.title) AS title "
-        "FROM raw r LEFT JOIN mapping_in m "
-        "ON m.scheme = r.scheme AND m.identifier = r.identifier GROUP BY ALL"
+        "CREATE TABLE canon AS SELECT scheme, "
+        f"left(identifier, {IDENTIFIER_MAX}) AS identifier, valid, {note} AS note, "
+        f"sum(quantity) AS quantity, sum(lines)::BIGINT AS lines, {title} AS title FROM ("
+        "  SELECT scheme, canonical AS identifier, true AS valid, NULL::VARCHAR AS note, "
+        "    quantity, lines, title FROM fast WHERE canonical IS NOT NULL "
+        "  UNION ALL "
+        "  SELECT r.scheme, CASE WHEN m.identifier IS NULL THEN r.identifier "
+        "    ELSE coalesce(m.canonical, trim(r.identifier)) END, "
+        "    (m.identifier IS NULL OR m.canonical IS NOT NULL), m.reason, "
+        "    r.quantity, r.lines, r.title "
+        "  FROM fast r LEFT JOIN mapping_in m "
+        "  ON m.scheme = r.scheme AND m.identifier = r.identifier WHERE r.canonical IS NULL"
+        ") GROUP BY 1, 2, 3"
     )
     db.unregister("mapping_in")
-    db.execute("DROP TABLE raw")
+    db.execute("DROP TABLE fast")
 
 
 # The origin (scheme://host[:port]) and the host of a normalised URL (no IPv6 literal).
@@ -609,24 +836,42 @@ def _hold(db: duckdb.DuckDBPyConnection, reservations: pa.Table | None) -> None:
 
 
 def _match(db: duckdb.DuckDBPyConnection) -> None:
-    """Table ``hits``: one row per (identifier, work) with the work's exact part. A work named
-    by a held identifier is reserved (all its rows)."""
+    """Table ``hits``: one row per (identifier, work) with the work's exact part; ``shared``:
+    the identifier names several works (then the part is its share). A work named by a held
+    identifier is reserved (all its rows).
+
+    Identifiers are rarely co-claimed: the shares (a window over the identifier's rows) are
+    computed only for those the index has more than once, not for every hit."""
     db.execute(
-        "CREATE TABLE hits AS "
-        "WITH joined AS ("
-        "  SELECT c.scheme, c.identifier, c.quantity, c.lines, i.work_id, w.reserved, "
-        "    h.identifier IS NOT NULL AS held, "
-        "    count(*) OVER (PARTITION BY c.scheme, c.identifier) AS k, "
-        "    row_number() OVER (PARTITION BY c.scheme, c.identifier ORDER BY i.work_id) AS rk "
-        "  FROM canon c "
-        "  JOIN idx i ON i.scheme = c.scheme AND i.value = c.identifier "
-        "  JOIN works_in w ON w.work_id = i.work_id "
-        "  LEFT JOIN held h ON h.scheme = c.scheme AND h.identifier = c.identifier "
-        "  WHERE c.valid"
-        ") SELECT scheme, identifier, lines, work_id, reserved OR held AS reserved, held, "
-        "  quantity // k + CASE WHEN rk <= quantity % k THEN 1 ELSE 0 END AS part "
-        "FROM joined"
+        "CREATE TABLE shared AS SELECT scheme, value FROM idx_in "
+        "GROUP BY scheme, value HAVING count(*) > 1"
     )
+    joined = (
+        "SELECT c.scheme, c.identifier, c.quantity, c.lines, i.work_id, w.reserved, "
+        "  h.identifier IS NOT NULL AS held, s.value IS NOT NULL AS shared "
+        "FROM canon c "
+        "JOIN idx i ON i.scheme = c.scheme AND i.value = c.identifier "
+        "JOIN works_in w ON w.work_id = i.work_id "
+        "LEFT JOIN held h ON h.scheme = c.scheme AND h.identifier = c.identifier "
+        "LEFT JOIN shared s ON s.scheme = c.scheme AND s.value = c.identifier "
+        "WHERE c.valid"
+    )
+    single = (
+        "SELECT scheme, identifier, lines, work_id, reserved OR held AS reserved, held, "
+        "false AS shared, quantity AS part FROM joined WHERE NOT shared"
+    )
+    if not db.execute("SELECT count(*) FROM shared").fetchall()[0][0]:
+        db.execute(f"CREATE TABLE hits AS WITH joined AS ({joined}) {single}")
+    else:
+        db.execute(
+            f"CREATE TABLE hits AS WITH joined AS MATERIALIZED ({joined}) {single} "
+            "UNION ALL SELECT scheme, identifier, lines, work_id, reserved OR held, held, "
+            "  true, quantity // k + CASE WHEN rk <= quantity % k THEN 1 ELSE 0 END FROM ("
+            "  SELECT *, count(*) OVER (PARTITION BY scheme, identifier) AS k, "
+            "    row_number() OVER (PARTITION BY scheme, identifier ORDER BY work_id) AS rk "
+            "  FROM joined WHERE shared)"
+        )
+    db.execute("DROP TABLE shared")
     if db.execute("SELECT count(*) FROM held").fetchall()[0][0]:
         db.execute(
             "UPDATE hits SET reserved = true WHERE NOT reserved AND work_id IN "
@@ -641,15 +886,13 @@ def _aggregate(db: duckdb.DuckDBPyConnection, *, unit: str, lines: int) -> Match
     ).to_arrow_table()
     db.execute(
         "CREATE TABLE missed AS SELECT c.*, k.reservation_id FROM canon c "
-        "ANTI JOIN (SELECT DISTINCT scheme, identifier FROM hits) h "
-        "ON h.scheme = c.scheme AND h.identifier = c.identifier "
+        "ANTI JOIN hits h ON h.scheme = c.scheme AND h.identifier = c.identifier "
         "LEFT JOIN held k ON k.scheme = c.scheme AND k.identifier = c.identifier"
     )
     unmatched = db.sql(
         "SELECT scheme, identifier, valid, coalesce(note, '') AS note, "
         "quantity::BIGINT AS quantity, lines, coalesce(title, '') AS title "
-        "FROM missed WHERE reservation_id IS NULL "
-        "ORDER BY quantity DESC, scheme, identifier"
+        "FROM missed WHERE reservation_id IS NULL ORDER BY scheme, identifier"
     ).to_arrow_table()
     reserved_unmatched = db.sql(
         "SELECT scheme, identifier, quantity::BIGINT AS quantity, lines, "
@@ -664,15 +907,19 @@ def _aggregate(db: duckdb.DuckDBPyConnection, *, unit: str, lines: int) -> Match
         "coalesce(sum(quantity) FILTER (WHERE reservation_id IS NOT NULL), 0), "
         "coalesce(sum(lines) FILTER (WHERE reservation_id IS NOT NULL), 0) FROM missed"
     ).fetchall()[0]
+    # An identifier's lines are matched if any of its works is licensed, else reserved: for
+    # one work, as that work; a shared identifier's, once, by its works together.
     matched_quantity, reserved_quantity, matched_lines, reserved_lines = db.execute(
         "SELECT coalesce(sum(q_licensed), 0), coalesce(sum(q_reserved), 0), "
         "coalesce(sum(lines) FILTER (WHERE any_licensed), 0), "
         "coalesce(sum(lines) FILTER (WHERE NOT any_licensed), 0) FROM ("
-        "  SELECT scheme, identifier, any_value(lines) AS lines, "
-        "    coalesce(sum(part) FILTER (WHERE NOT reserved), 0) AS q_licensed, "
-        "    coalesce(sum(part) FILTER (WHERE reserved), 0) AS q_reserved, "
-        "    bool_or(NOT reserved) AS any_licensed "
-        "  FROM hits GROUP BY scheme, identifier)"
+        "  SELECT lines, CASE WHEN reserved THEN 0 ELSE part END AS q_licensed, "
+        "    CASE WHEN reserved THEN part ELSE 0 END AS q_reserved, "
+        "    NOT reserved AS any_licensed FROM hits WHERE NOT shared "
+        "  UNION ALL SELECT any_value(lines), "
+        "    coalesce(sum(part) FILTER (WHERE NOT reserved), 0), "
+        "    coalesce(sum(part) FILTER (WHERE reserved), 0), bool_or(NOT reserved) "
+        "  FROM hits WHERE shared GROUP BY scheme, identifier)"
     ).fetchall()[0]
     declared, matched_quantity = int(declared), int(matched_quantity)
     reserved_quantity = int(reserved_quantity) + int(held_quantity)

@@ -145,10 +145,11 @@ class DeclarationWorkUsage(models.Model):
     that every work exists; deletes go through Django (CASCADE from the declaration, PROTECT
     for the work).
 
-    Only the primary key is indexed: every reader selects by declaration (reports, the payout
-    cycle's usage). An index on ``work`` alone cost about a second per million-row
-    declaration, growing with the table, and would serve only deleting a work, which nothing
-    does (works carry history); Django's PROTECT check then scans.
+    Indexed by the primary key (readers by declaration: reports, the payout cycle's usage)
+    and by ``work`` (the disclosures to rights holders read a page of works' usage). The
+    ``work`` index is most of the cost of writing these rows (about a second per million-row
+    declaration, growing with the table): migration 0009 dropped it while no reader selected
+    by work, 0012 restores it for the disclosures.
     """
 
     pk = models.CompositePrimaryKey("declaration_id", "work_id")
@@ -164,7 +165,6 @@ class DeclarationWorkUsage(models.Model):
         on_delete=models.PROTECT,
         related_name="declared_usage",
         db_constraint=False,
-        db_index=False,  # see above: no reader selects by work alone
     )
     quantity = models.BigIntegerField()
     lines = models.BigIntegerField()

@@ -190,3 +190,76 @@ def test_exports_of_formula_like_data_never_emit_an_executable_cell(
     feed = client.get("/api/v1/registry/reservations.csv")
     assert feed.status_code == 200
     assert assert_no_executable_cells(b"".join(feed.streaming_content), "reservation feed") > 6
+
+
+# --- declaration files --------------------------------------------------------------------------
+
+# name -> (status, fragments of the message, [(row, column, fragment)], declared quantity)
+DECLARATION = {
+    "utf16_bom.csv": ("rejected", ["not UTF-8"], [], 0),
+    "utf8_bom.csv": ("accepted", ["Accepted 2 lines (1,500 tokens)"], [], 1_500),
+    "mixed_line_endings.csv": ("rejected", ["Line 2", "bare carriage return"], [], 0),
+    "missing_columns.csv": ("rejected", ["no scheme, quantity columns"], [], 0),
+    "extra_columns.csv": ("accepted", ["Accepted 2 lines"], [], 1_500),
+    "quoted_newlines.csv": ("accepted", ["Accepted 2 lines"], [], 1_500),
+    "huge_field.csv": ("rejected", ["Line 2", "longer than"], [], 0),
+    "scientific_notation.csv": (
+        "rejected",
+        ["1 error"],
+        [(2, "quantity", "whole number")],
+        0,
+    ),
+    "negative_quantity.csv": ("rejected", ["1 error"], [(3, "quantity", "not be negative")], 0),
+    "fractional_quantity.csv": ("rejected", ["1 error"], [(3, "quantity", "whole number")], 0),
+    "duplicated_rows.csv": ("accepted", ["Accepted 3 lines (2,500 tokens)"], [], 2_500),
+    "formula_injection.csv": ("accepted", ["1 unmatched"], [], 1_010),
+    "mixed_units.csv": ("rejected", ["mixes units"], [(3, "unit", "one unit per declaration")], 0),
+    "unknown_scheme.csv": ("rejected", ["1 error"], [(3, "scheme", "unknown scheme")], 0),
+    "header_only.csv": ("rejected", ["no lines", "nil declaration"], [], 0),
+    "binary_garbage.csv": ("rejected", ["not UTF-8"], [], 0),
+    "gzip_bomb.csv.gz": ("rejected", ["inflates to more than"], [], 0),
+    "gzip_truncated.csv.gz": ("rejected", ["compressed file is cut short"], [], 0),
+}
+
+
+def test_the_declaration_corpus_on_disk_is_what_the_generator_writes():
+    from tests.data.bad.make_corpus import declaration_files
+
+    generated = declaration_files()
+    on_disk = {p.name for p in (BAD / "declaration").iterdir()}
+    assert on_disk == {name for name in generated if not name.startswith("huge_")}
+    for name in on_disk:
+        assert (BAD / "declaration" / name).read_bytes() == generated[name], name
+    assert set(generated) == set(DECLARATION)
+
+
+@pytest.mark.parametrize("name", sorted(DECLARATION))
+def test_each_bad_declaration_file_gets_a_clear_outcome_and_nothing_half_written(
+    name, licensee, rights_holder, media_root, settings
+):
+    from django.core.files.base import ContentFile
+
+    from licensing.models import DeclarationUnmatched, DeclarationWorkUsage
+    from tests.data.bad.make_corpus import declaration_files
+    from tests.licensing.declarations_support import active_licence, declare, repertoire
+
+    settings.DECLARATION_MAX_INFLATED_BYTES = 50_000_000  # the bomb inflates to 120 MB
+    repertoire(rights_holder)
+    licence = active_licence(licensee)
+    status, fragments, row_errors, declared = DECLARATION[name]
+    with bounded(name):
+        declaration = declare(licensee, licence, ContentFile(declaration_files()[name], name=name))
+    assert declaration.status == status, (name, declaration.message)
+    for fragment in fragments:
+        assert fragment in declaration.message, (name, declaration.message)
+    assert "/tmp" not in declaration.message and "media/" not in declaration.message
+    got = [(e["row"], e["column"], e["message"]) for e in declaration.errors]
+    assert len(got) == len(row_errors), (name, got)
+    for (row, column, reason), (got_row, got_column, got_reason) in zip(
+        row_errors, got, strict=True
+    ):
+        assert (got_row, got_column) == (row, column) and reason in got_reason
+    assert declaration.declared_quantity == declared
+    if status == "rejected":
+        assert not DeclarationWorkUsage.objects.filter(declaration=declaration).exists()
+        assert not DeclarationUnmatched.objects.filter(declaration=declaration).exists()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -23,6 +25,7 @@ from licensing.matching import (
     declaration_match,
     normalise_declared,
 )
+from licensing.matching.engine import _fast_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_ISBNS = ["9780439023481", "9780306406157", "9781861972712", "9780140449136"]
@@ -342,3 +345,191 @@ def test_stored_values_normalise_to_themselves(declared):
     canonical = _scalar(scheme, value)
     if canonical is not None:
         assert _scalar(scheme, canonical) == canonical
+
+
+# --- the SQL fast path and the single-scheme parse: the same results as normalising every
+# --- declared value ------------------------------------------------------------------------
+
+
+def _isbn13(stem: str) -> str:
+    return stem + stdnum_isbn.ean.calc_check_digit(stem)
+
+
+@st.composite
+def isbn_spellings(draw):
+    """ISBN-like text: valid ISBN-13s (978/979) and ISBN-10s (X, x) as written (hyphens and
+    spaces anywhere), and the near misses: a wrong check digit, another prefix, a digit too
+    many or too few, an X inside, other characters, whitespace around."""
+    kind = draw(st.sampled_from(["13", "13", "10", "10", "chars"]))
+    if kind == "chars":
+        return draw(st.text(alphabet="0123456789 -Xx\u2010\u00a0a:", min_size=1, max_size=16))
+    if kind == "13":
+        prefix = draw(st.sampled_from(["978", "979", "978", "977"]))
+        value = _isbn13(prefix + draw(st.text(alphabet="0123456789", min_size=9, max_size=9)))
+    else:
+        body = draw(st.text(alphabet="0123456789", min_size=9, max_size=9))
+        value = body + stdnum_isbn._calc_isbn10_check_digit(body)
+        if value.endswith("X") and draw(st.booleans()):
+            value = value[:-1] + "x"
+    damage = draw(st.sampled_from(["none", "none", "none", "digit", "extra", "drop", "x"]))
+    if damage == "digit":
+        i = draw(st.integers(0, len(value) - 1))
+        digit = ("0123456789Xx".index(value[i]) + 1) % 10
+        value = value[:i] + str(digit) + value[i + 1 :]
+    elif damage == "extra":
+        value += draw(st.sampled_from("0123456789"))
+    elif damage == "drop":
+        value = value[1:]
+    elif damage == "x":
+        i = draw(st.integers(0, len(value) - 1))
+        value = value[:i] + "X" + value[i + 1 :]
+    cuts = sorted(draw(st.sets(st.integers(1, len(value) - 1), max_size=4)))
+    separator = draw(st.sampled_from(["-", " ", "-", "--"]))
+    parts = [value[a:b] for a, b in zip([0, *cuts], [*cuts, len(value)], strict=True)]
+    pad = draw(st.sampled_from(["", "", " ", "\u00a0"]))
+    return pad + separator.join(parts) + pad
+
+
+work_id_spellings = st.one_of(
+    st.integers(0, 10**19).map(str),
+    st.text(alphabet="0123456789 +-x", min_size=1, max_size=21),
+    st.integers(0, 999).map(lambda n: f"{n:05d}"),
+)
+
+
+@given(st.lists(isbn_spellings(), min_size=1, max_size=50), st.lists(work_id_spellings, max_size=8))
+@settings(max_examples=150, deadline=None)
+def test_the_sql_fast_path_agrees_with_normalise_declared(isbns, work_ids):
+    """What the SQL decides is exactly ``normalise_declared``'s result; what it leaves to
+    ``normalise_declared`` is only what is outside the usual shapes."""
+    rows = [("isbn", v) for v in isbns] + [("work_id", v) for v in work_ids]
+    db = duckdb.connect()
+    db.register(
+        "raw_in", pa.table({"scheme": [s for s, _ in rows], "identifier": [v for _, v in rows]})
+    )
+    fast = db.execute(
+        f"SELECT scheme, identifier, canonical FROM ({_fast_sql('raw_in')})"
+    ).fetchall()
+    db.close()
+    assert sorted((s, v) for s, v, _ in fast) == sorted(rows)
+    usual = {"isbn": r"[0-9][0-9 -]*[0-9Xx]", "work_id": r"[0-9]{1,18}"}
+    for scheme, value, canonical in fast:
+        expected, _ = normalise_declared(scheme, pd.Series([value], dtype=object))
+        if canonical is not None:
+            assert canonical == expected[0], (scheme, value)
+        elif expected[0] is not None:
+            assert not re.fullmatch(usual[scheme], value), (scheme, value)
+
+
+def _reference(rows, index_rows, works):
+    """What the matcher must give, normalising every declared value in Python: {work: q},
+    {(scheme, identifier, valid): q} (no co-claimed identifiers, no reservations)."""
+    stored = {(s, v): w for s, v, w in index_rows}
+    stored.update({("work_id", str(w)): w for w in works})
+    usage: dict[int, int] = {}
+    unmatched: dict[tuple, int] = {}
+    for scheme, value, quantity in rows:
+        canonical, _ = normalise_declared(scheme.strip().lower(), pd.Series([value], dtype=object))
+        scheme = scheme.strip().lower()
+        work = stored.get((scheme, canonical[0])) if canonical[0] is not None else None
+        if work is not None:
+            usage[work] = usage.get(work, 0) + quantity
+        else:
+            # An invalid value is kept as declared, trimmed the way DuckDB trims.
+            text = canonical[0] or duckdb.execute("SELECT trim(?)", [value]).fetchall()[0][0]
+            key = (scheme, text, canonical[0] is not None)
+            unmatched[key] = unmatched.get(key, 0) + quantity
+    return usage, unmatched
+
+
+def _got(result):
+    usage = dict(
+        zip(*(result.work_usage[c].to_pylist() for c in ("work_id", "quantity")), strict=True)
+    )
+    unmatched = {
+        (r["scheme"], r["identifier"], r["valid"]): r["quantity"]
+        for r in result.unmatched.to_pylist()
+    }
+    return usage, unmatched
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["isbn", "isbn", "isbn", "work_id", "ISBN", " isbn", "doi"]),
+            st.one_of(isbn_spellings(), work_id_spellings, st.sampled_from(BASE_DOIS)),
+            st.integers(0, 10**6),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.data(),
+)
+def test_the_matcher_gives_what_normalising_every_value_gives(tmp_path, rows, data):
+    # Identifiers DuckDB trims to nothing are row errors of the file: not drawn here.
+    rows = [(s, v, q) for s, v, q in rows if duckdb.execute("SELECT trim(?)", [v]).fetchall()[0][0]]
+    if not rows:
+        return
+    # The index holds some of the declared ISBNs' canonical forms (and a DOI).
+    canonical = {
+        normalise_declared("isbn", pd.Series([v], dtype=object))[0][0]
+        for s, v, _ in rows
+        if s.strip().lower() == "isbn"
+    } - {None}
+    chosen = data.draw(st.sets(st.sampled_from(sorted(canonical)))) if canonical else set()
+    index_rows = [("isbn", v, 10 + i) for i, v in enumerate(sorted(chosen))]
+    index_rows.append(("doi", BASE_DOIS[0], 2))
+    works = [1, 2, 3, *(w for _, _, w in index_rows)]
+    result = declaration_match(
+        _write(tmp_path, rows),
+        index=_index(index_rows),
+        works=_works(dict.fromkeys(works, False)),
+        threads=1,
+    )
+    assert _got(result) == _reference(rows, index_rows, works)
+
+
+def test_a_file_naming_one_scheme_first_and_another_later_is_grouped_by_both(tmp_path):
+    """The parse samples the first lines: a single scheme there, another after, is read again
+    and grouped by scheme and identifier."""
+    rows = [("isbn", "9780439023481", 1)] * 12_000 + [
+        ("doi", "9780439023481", 5),
+        ("ISBN ", "0-439-02348-3", 7),
+        ("work_id", "1", 2),
+    ]
+    index = _index([("isbn", "9780439023481", 1), ("doi", "9780439023481", 2)])
+    result = declaration_match(
+        _write(tmp_path, rows), index=index, works=_works({1: False, 2: False})
+    )
+    assert result.work_usage.to_pylist() == [
+        {"work_id": 1, "quantity": 12_009, "lines": 12_002, "reserved": False},
+        {"work_id": 2, "quantity": 5, "lines": 1, "reserved": False},
+    ]
+    assert result.lines == result.matched_lines == 12_003
+
+
+def test_the_registry_can_be_read_while_the_file_is_parsed(tmp_path):
+    rows = [(s, v, q) for (s, v), q in zip(POOL, range(1, 100), strict=False)]
+    path = _write(tmp_path, rows)
+    direct = declaration_match(path, index=ACCOUNTING_INDEX, works=ACCOUNTING_WORKS)
+    stages = []
+    overlapped = declaration_match(
+        path,
+        registry=lambda: (ACCOUNTING_INDEX, ACCOUNTING_WORKS, None),
+        on_stage=lambda name, percent: stages.append(name),
+    )
+    assert overlapped.work_usage == direct.work_usage
+    assert overlapped.unmatched == direct.unmatched
+    assert stages == ["parsing", "validating", "normalising", "matching", "aggregating"]
+
+    def broken():
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        declaration_match(path, registry=broken)
+    bad = _write(tmp_path, [("isbn", "9780439023481", "-1")], name="bad.csv")
+    with pytest.raises(DeclarationRejected):
+        declaration_match(bad, registry=lambda: (ACCOUNTING_INDEX, ACCOUNTING_WORKS, None))

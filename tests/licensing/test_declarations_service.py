@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
@@ -18,7 +19,13 @@ from licensing.models import (
     LicenceProduct,
     UsageDeclaration,
 )
-from licensing.services.declarations import declaration_nil_file, period_parse
+from licensing.services import declarations as declarations_service
+from licensing.services.declarations import (
+    declaration_file_start,
+    declaration_nil_file,
+    declaration_process,
+    period_parse,
+)
 from tests.licensing.declarations_support import (
     ISBN_A,
     ISBN_UNKNOWN,
@@ -305,3 +312,63 @@ def test_the_period_follows_the_products_declaration_frequency(licensee, licence
     assert _licence_period(licence, "2026-07")[0] == "2026-07"
     with pytest.raises(LicensingError, match="declared by month"):
         _licence_period(licence, "2026-Q3")
+
+
+def test_progress_is_reported_stage_by_stage(licensee, licence, works):
+    """The registry is read while the file is parsed (in another thread); the stages are
+    still reported in order, from the job's own thread."""
+    declaration = declaration_file_start(
+        caller=caller_of(licensee),
+        licence=licence,
+        period="2026-Q3",
+        model_name="aleph",
+        model_version="1",
+        uploaded_file=csv_file([("isbn", ISBN_A, 5), ("isbn", ISBN_UNKNOWN, 2)]),
+        enqueue=False,
+    )
+    seen = []
+    declaration_process(
+        declaration_id=declaration.pk, on_progress=lambda stage, percent: seen.append(stage)
+    )
+    assert seen == [
+        "reading",
+        "parsing",
+        "validating",
+        "normalising",
+        "matching",
+        "aggregating",
+        "writing",
+    ]
+    declaration.refresh_from_db()
+    assert declaration.status == DeclarationStatus.ACCEPTED
+    assert set(declaration.timings) >= {"index", "parse", "normalise", "match", "write"}
+
+
+def test_a_matched_work_gone_since_the_export_rejects_the_declaration(
+    licensee, licence, works, monkeypatch
+):
+    """The works the matcher was given are checked at the write: if one it matched no longer
+    exists, nothing is written; one that went away unmatched does not matter."""
+    real = declarations_service.declaration_index_export
+    ghost = 10**12
+
+    def export_with_a_ghost(*, licence):
+        index, known = real(licence=licence)
+        index = pa.concat_tables(
+            [index, pa.table({"scheme": ["isbn"], "value": [ISBN_UNKNOWN], "work_id": [ghost]})]
+        )
+        known = pa.concat_tables([known, pa.table({"work_id": [ghost], "reserved": [False]})])
+        return index, known
+
+    monkeypatch.setattr(declarations_service, "declaration_index_export", export_with_a_ghost)
+    rejected = declare(
+        licensee, licence, csv_file([("isbn", ISBN_A, 5), ("isbn", ISBN_UNKNOWN, 3)])
+    )
+    assert rejected.status == DeclarationStatus.REJECTED
+    assert "deleted while the declaration was being processed" in rejected.message
+    assert not DeclarationWorkUsage.objects.filter(declaration=rejected).exists()
+    assert not DeclarationUnmatched.objects.filter(declaration=rejected).exists()
+
+    accepted = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5)]), version="2")
+    assert accepted.status == DeclarationStatus.ACCEPTED, accepted.message
+    assert usage_by_work(accepted) == {works["a"].pk: (5, 1, False)}
