@@ -560,8 +560,9 @@ def _raw_checks(path: str, max_inflated_bytes: int | None) -> None:
         head[:-4].decode("utf-8")  # (the probe may end inside a character)
     except UnicodeDecodeError:
         return  # not UTF-8 text: DuckDB says so, with the line
-    if re.search(rb"\r(?!\n)", head[:-1]):
-        line = head[: re.search(rb"\r(?!\n)", head).start()].count(b"\n") + 1
+    bare = re.search(rb"\r(?!\n)", head)
+    if bare is not None and bare.start() < len(head) - 1:  # (a last CR may precede an LF)
+        line = head[: bare.start()].count(b"\n") + 1
         raise DeclarationRejected(
             f"Line {line} of the file ends with a bare carriage return (CR, the old Mac line "
             "ending). Save the file as CSV UTF-8 with Windows (CRLF) or Unix (LF) line endings."
