@@ -442,6 +442,7 @@ def _deductions(result) -> pd.Series:
 def cycle_approve(*, caller: Caller, cycle: Cycle) -> Cycle:
     """allocated -> approved, by an approver who did not allocate it (four eyes). Books the
     allocation in the ledger and publishes the statements, in one transaction."""
+    from licensing.services.disclosures import disclosure_digest_enqueue
     from royalties.services.cycle_ledger import cycle_book
 
     _require_staff(caller, "approver", action="approve a cycle")
@@ -462,6 +463,7 @@ def cycle_approve(*, caller: Caller, cycle: Cycle) -> Cycle:
         Statement.objects.filter(allocation_id=locked.current_allocation_id).update(
             published_at=now
         )
+        transaction.on_commit(lambda: disclosure_digest_enqueue(cycle_id=locked.pk))
         Cycle.objects.filter(pk=locked.pk).update(
             status=CycleStatus.APPROVED,
             approved_by=caller.user,
