@@ -23,6 +23,7 @@ from collections import defaultdict
 
 from accounts.models import Organisation, User
 from licensing.services.licences import deferred_revenue_account, fees_account
+from royalties.engine.rounding import largest_remainder
 from royalties.errors import LedgerError
 from royalties.models import (
     AccountKind,
@@ -71,6 +72,29 @@ def retained_account(currency: str) -> LedgerAccount:
 
 def holder_account_codes(code: str, currency: str) -> tuple[str, str]:
     return f"holder:{code}:{currency}", f"holder_payable:{code}:{currency}"
+
+
+def fee_income_split(breakdown: dict[str, int], total: int, *, licences: int) -> dict[str, int]:
+    """The administration fee income per product, adding up to the allocation's fee total.
+
+    The total comes from the cycle's one rounding over all buckets and is what moves; the
+    per-licence breakdown is rounded on its own (for the licence report), so the two can differ
+    by up to one minor unit per licence. Then the total is split over the products in
+    proportion to the breakdown by largest remainder (exact, deterministic: ties by product
+    code). A larger difference is a defect and raises."""
+    if sum(breakdown.values()) == total:
+        return dict(breakdown)
+    if abs(sum(breakdown.values()) - total) > max(licences, 1) or not breakdown:
+        raise LedgerError(
+            "The per-licence fees are further from the allocation's fee total than rounding "
+            f"explains: {sum(breakdown.values())} against {total}."
+        )
+    products = sorted(breakdown)
+    weights = [max(breakdown[p], 0) for p in products]
+    if not sum(weights):
+        weights = [1] * len(products)
+    parts = largest_remainder([w * total for w in weights], sum(weights), total, keys=products)
+    return dict(zip(products, parts, strict=True))
 
 
 def cycle_book(*, cycle: Cycle, approved_by: User) -> None:
@@ -139,11 +163,10 @@ def cycle_book(*, cycle: Cycle, approved_by: User) -> None:
     )
 
     totals = allocation.totals
-    fees = defaultdict(int)
+    breakdown: dict[str, int] = defaultdict(int)
     for cl in licences:
-        fees[cl.product_code] += cl.fee_minor
-    if sum(fees.values()) != totals["fee_minor"]:
-        raise LedgerError("The per-licence fees do not add up to the allocation's fee total.")
+        breakdown[cl.product_code] += cl.fee_minor
+    fees = fee_income_split(breakdown, totals["fee_minor"], licences=len(licences))
     post(
         "fee",
         [Line(fee_income_account(p, currency), -a) for p, a in sorted(fees.items())]
