@@ -202,7 +202,7 @@ def _data_load(
         _copy(
             cursor,
             "licensing_catalogue",
-            "id, owner_id, name, media_type, default_consent, created_at",
+            "id, owner_id, name, media_type, default_consent, created_at, updated_at",
             pa.table(
                 {
                     "id": cat_ids,
@@ -213,6 +213,7 @@ def _data_load(
                     "media_type": _text(cat_media),
                     "default_consent": _const(n_cat, "licensed"),
                     "created_at": _const(n_cat, now),
+                    "updated_at": _const(n_cat, now),
                 }
             ),
         )
@@ -711,7 +712,7 @@ def _cycles_remove() -> None:
         cursor.execute(
             "TRUNCATE royalties_statementworkline, royalties_statementsourceline, "
             "royalties_statement, royalties_suspenserelease, royalties_suspenseitem, "
-            "royalties_cyclelicence, royalties_allocation, royalties_cycle"
+            "royalties_cyclelicence, royalties_allocation, royalties_cycle CASCADE"
         )
 
 
