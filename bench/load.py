@@ -1,6 +1,7 @@
 """Load: gunicorn (2 workers) and a Celery worker on PostgreSQL + Redis, driven by locust from a
 second process on loopback, while a payout cycle allocates on the worker.
 
+    .venv/bin/pip install 'locust>=2.47,<3'   # once: the load generator (not a test dependency)
     .venv/bin/python bench/load.py [--works 1000000] [--lines 1000000] [--seconds 60] [--reuse]
 
 Builds (or reuses, with --reuse) the database `blanket_bench_load`: the demo society (`manage.py
