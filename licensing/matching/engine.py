@@ -209,7 +209,7 @@ def declaration_match(
     unit: str | None = None,
     on_stage: StageCallback | None = None,
     threads: int | None = None,
-    memory_limit: str = "512MB",
+    memory_limit: str = "1GB",
     temp_directory: str | None = None,
     max_inflated_bytes: int | None = None,
 ) -> MatchResult:
