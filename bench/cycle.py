@@ -712,7 +712,9 @@ def _cycles_remove() -> None:
         cursor.execute(
             "TRUNCATE royalties_statementworkline, royalties_statementsourceline, "
             "royalties_statement, royalties_suspenserelease, royalties_suspenseitem, "
-            "royalties_cyclelicence, royalties_allocation, royalties_cycle CASCADE"
+            "royalties_cyclelicence, royalties_allocationresidue, royalties_allocationpartial, "
+            "royalties_allocationpartiallicence, royalties_allocationpartition, "
+            "royalties_allocationrun, royalties_allocation, royalties_cycle CASCADE"
         )
 
 

@@ -211,6 +211,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "royalties.tasks_payouts.payouts_sweep_task",
         "schedule": 60.0,
     },
+    "allocation-runs-sweep": {
+        "task": "royalties.tasks.allocation_runs_sweep_task",
+        "schedule": 300.0,
+    },
     "payouts-reconcile": {
         "task": "royalties.tasks_payouts.payouts_reconcile_task",
         "schedule": 3600.0,
@@ -320,6 +324,16 @@ PAYOUT_STUCK_SECONDS = env_int("PAYOUT_STUCK_SECONDS", default=300)
 PAYOUT_BACKOFF_SECONDS = env_int("PAYOUT_BACKOFF_SECONDS", default=30)
 PAYOUT_MAX_ATTEMPTS = env_int("PAYOUT_MAX_ATTEMPTS", default=8)
 PAYOUT_CURRENCIES = ["EUR", "GBP", "USD"]
+# Allocation fan-out: 1 runs a cycle's allocation in one task, in memory; N > 1 splits its
+# licences into up to N partitions, each a Celery task writing exact partial sums to the
+# database, reduced by one more task (the same result either way). A run whose tasks were
+# lost is re-enqueued by the sweeper after ALLOCATION_STUCK_SECONDS.
+ROYALTIES_ALLOCATION_PARTITIONS = env_int("ROYALTIES_ALLOCATION_PARTITIONS", default=1)
+if not 1 <= ROYALTIES_ALLOCATION_PARTITIONS <= 1000:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ROYALTIES_ALLOCATION_PARTITIONS must be between 1 and 1000")
+ALLOCATION_STUCK_SECONDS = env_int("ALLOCATION_STUCK_SECONDS", default=15 * 60)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentMethodEnum"] = "licensing.models.PaymentMethod"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LicenceStatusEnum"] = "licensing.models.LicenceStatus"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentStatusEnum"] = "licensing.models.PaymentStatus"

@@ -31,13 +31,50 @@ and are absorbed by the single rounding of the cycle:
 6. releases out of suspense to a work's holders (the release is the staff decision, so the
    work's dispute flag is not consulted again; an unassigned part goes back to suspense), or
    pro rata to this cycle's earners by their scaled earnings from steps 3-5;
-7. ONE largest-remainder rounding over all buckets (fees, holders, suspense) together;
+7. ONE largest-remainder rounding over all buckets (fees, holders, suspense) together, where
+   a holder's remainder counts together with the rounding residue it carries from earlier
+   cycles (below);
 8. holder totals with brought-forward balances and thresholds;
 9. statement lines rounded inside each holder's total by the same method: by work, and by
    source (one line per product, or per release; the per-licence detail is `licences`).
 
 The totals identity `in = fees + holders + suspense` is checked exactly and raises
 `AllocationError` (never `assert`).
+
+Map and reduce. Steps 1-5 of a pool read only that pool's licences and usage, and everything
+steps 6-9 need of them is a sum of per-row integers: per bucket (fee by product, holder
+earnings and attributable fee, suspense reason/ref) and per statement-line key (holder × work
+with its quantity, holder × product). `allocate_map` computes those sums, unrounded, for a
+partition of the licences (`Partial`: each scaled amount as `minor × S + sub`), and
+`allocate_reduce` adds the partials of every partition and runs steps 6-9. Integer addition
+is associative, so the result (frames, totals, residues, checksum) is exactly `allocate`'s for
+ANY partition that keeps each pool whole: the licences of one proxy pool together, with the
+other licences of their product present at least as donors (their usage only, priced
+elsewhere; `partition_plan` makes such partitions). `allocate` is the map over every licence
+reduced in the same connection; `allocate_reduce` raises if the partials miss or repeat a
+licence or split a proxy pool.
+
+What is guaranteed, per cycle: every bucket gets the floor or the ceiling of its exact scaled
+amount, so it lands within one minor unit of its exact rational amount (the scaled amount is
+below the rational by the truncation above, a few sub-units); the parts sum exactly to what
+came in; each holder's statement lines sum exactly to its earnings; no amount is negative.
+
+Across cycles: a holder's residue is the exact scaled amount it was owed minus what it was
+rounded to, in sub-units, plus the residue it came with (`holders.residue_sub`, optional, 0
+without; `CycleResult.residues` hands out the new ones, for the next cycle). It is exact
+bookkeeping: over any run of cycles, Σ earned × S + last residue = Σ exact scaled amounts +
+first residue, so a holder's cumulative rounding error is its residue (plus truncation),
+known to the sub-unit. Step 7 orders the remainders by remainder + residue, so a holder
+rounded down in one cycle ranks ahead in the next by exactly what it is owed, and one rounded
+up ranks behind: over repeated cycles the rounding takes turns instead of drifting (rounding
+each cycle on its own can drift by up to one unit per cycle; with residues the property tests
+find every holder within one unit of its exact total over repeated identical cycles). It
+is not a hard bound for arbitrary sequences of cycles: every bucket of a cycle stays within
+one unit of that cycle's own amount and the cycle must add up, so when more holders are owed
+a whole unit than the cycle has units left (three holders each owed 0.4 after a cycle whose
+larger suspense remainders took its units, then each 0.65 more with two units to hand out),
+one of them carries slightly more than a unit into the next cycle, where it ranks first.
+Without residues (or with zeros) the rounding is exactly the plain largest remainder.
 """
 
 # ruff: noqa: S608 - SQL is built from module constants and validated policy integers only;
@@ -47,10 +84,10 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -59,6 +96,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from royalties.engine.rounding import RoundingError, largest_remainder
+
+_T = TypeVar("_T")
 
 # An allocation's own DuckDB connection: its threads and the cap of its buffer manager.
 DUCKDB_THREADS = 2
@@ -163,6 +202,79 @@ class CycleResult:
     licences: pd.DataFrame
     totals: dict[str, int]
     checksum: str
+    # Each holder's rounding residue after the cycle, in sub-units (holder_id, residue_sub;
+    # non-zero ones only): the next cycle's `holders.residue_sub` input. Not in the checksum.
+    residues: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {"holder_id": pd.Series([], dtype="int64"), "residue_sub": pd.Series([], dtype="int64")}
+        )
+    )
+
+
+# The columns of a `Partial`'s frames. A scaled amount `n` travels as two int64 columns,
+# `<x>_minor = n div scale` and `<x>_sub = n mod scale` (0 <= sub < scale), so it never needs
+# more than 64 bits per column (or a float) on its way through pandas or a database.
+PARTIAL_COLUMNS: dict[str, dict[str, str]] = {
+    "fees": {"product": "str", "amount_minor": "int64", "amount_sub": "int64"},
+    "holders": {
+        "holder_id": "int64",
+        "amount_minor": "int64",
+        "amount_sub": "int64",
+        "fee_minor": "int64",
+        "fee_sub": "int64",
+    },
+    "suspense": {"reason": "str", "ref": "str", "amount_minor": "int64", "amount_sub": "int64"},
+    "lines_by_work": {
+        "holder_id": "int64",
+        "work_id": "int64",
+        "quantity": "int64",
+        "amount_minor": "int64",
+        "amount_sub": "int64",
+    },
+    "lines_by_source": {
+        "holder_id": "int64",
+        "product": "str",
+        "amount_minor": "int64",
+        "amount_sub": "int64",
+    },
+    # Every licence the partition saw: `priced` (its pool was allocated here) or a donor
+    # (only lent its usage to its product's proxy pool); `direct`: priced on its own usage.
+    # The pool's parts are rounded inside the pool already (they are final).
+    "licences": {
+        "licence_id": "int64",
+        "product": "str",
+        "priced": "bool",
+        "direct": "bool",
+        "pool_minor": "int64",
+        "fee_minor": "int64",
+        "holders_minor": "int64",
+        "suspense_minor": "int64",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The map step's answer for one partition of a cycle's licences: per bucket and per
+    statement-line key, the exact scaled amount before any rounding (steps 1-5).
+
+    Sums of partials are exact (integer addition), so `allocate_reduce` over the partials of
+    any partition of the licences (pools kept whole) equals `allocate`."""
+
+    scale: int
+    fees: pd.DataFrame
+    holders: pd.DataFrame
+    suspense: pd.DataFrame
+    lines_by_work: pd.DataFrame
+    lines_by_source: pd.DataFrame
+    licences: pd.DataFrame
+
+
+def empty_partial_frame(name: str) -> pd.DataFrame:
+    """An empty `Partial` frame with the right columns and dtypes."""
+    return pd.DataFrame(
+        {c: pd.Series([], dtype=t) for c, t in PARTIAL_COLUMNS[name].items()},
+    )
 
 
 def empty_frame(name: str) -> pd.DataFrame:
@@ -190,11 +302,74 @@ def allocate(
 ) -> CycleResult:
     """Allocate one cycle. Raises `AllocationError` on invalid input or a broken identity.
 
-    `con` lets a caller reuse one DuckDB connection across many small cycles (tests); it is
-    used by one call at a time. `timings`, if given, receives seconds per stage.
+    The map step over every licence, then the reduce step, in one DuckDB connection (no
+    partial ever leaves it). `con` lets a caller reuse one DuckDB connection across many small
+    cycles (tests); it is used by one call at a time. `timings`, if given, receives seconds
+    per stage.
     """
     _check_policy(policy)
     _check_columns(inputs)
+    stages = timings if timings is not None else {}
+    return _execute(con, lambda c: _Run(c, inputs, policy, stages).run())
+
+
+def allocate_map(
+    inputs: CycleInputs,
+    policy: PolicyParams,
+    *,
+    donors: Collection[int] = (),
+    con: duckdb.DuckDBPyConnection | None = None,
+    timings: dict[str, float] | None = None,
+) -> Partial:
+    """The map step (1-5) over one partition: the pools of `inputs.licences` (but those named
+    in `donors`) over their usage, unrounded.
+
+    `inputs` holds the partition's licences, their usage, and the works and shares that usage
+    names; `holders` and `releases` are not read. Licences whose pools are one proxy pool
+    (with the proxy fallback, the undeclared or nil licences of a product) must come together,
+    with every declared licence of their product present, priced here or as a donor: a donor
+    only lends its usage to the proxy pool (it is priced in another partition). A donor
+    without usage of its own raises `AllocationError`; `allocate_reduce` checks the rest.
+    """
+    _check_policy(policy)
+    _check_columns(inputs)
+    stages = timings if timings is not None else {}
+    run = lambda c: _Run(c, inputs, policy, stages, donors=donors).run_map()  # noqa: E731
+    return _execute(con, run)
+
+
+def allocate_reduce(
+    partials: Sequence[Partial],
+    inputs: CycleInputs,
+    policy: PolicyParams,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    timings: dict[str, float] | None = None,
+) -> CycleResult:
+    """The reduce step (6-9) over the partials of every partition of the cycle's licences:
+    sums them, then releases, the one rounding of the cycle, holder totals and statement lines.
+
+    `inputs` holds every licence of the cycle, the holders, the releases and the shares of the
+    works releases name; `usage` and `works` are not read. Raises `AllocationError` unless
+    the partials price every licence exactly once and keep each proxy pool whole.
+    """
+    _check_policy(policy)
+    _check_columns(inputs)
+    for partial in partials:
+        if not isinstance(partial, Partial):
+            raise AllocationError("partials must be Partial objects")
+        _require(partial.scale == policy.scale, "a partial was made at another scale")
+        for name, columns in PARTIAL_COLUMNS.items():
+            frame = getattr(partial, name)
+            missing = [c for c in columns if c not in frame.columns]
+            _require(not missing, f"partial {name} lacks column(s) {', '.join(missing)}")
+    stages = timings if timings is not None else {}
+    return _execute(con, lambda c: _Run(c, inputs, policy, stages).run_reduce(partials))
+
+
+def _execute(con: duckdb.DuckDBPyConnection | None, action: Callable[[Any], _T]) -> _T:
+    """Run `action` on `con` (or on a connection of its own), DuckDB's range errors and
+    rounding errors raised as `AllocationError`, the run's tables freed afterwards."""
     spill: tempfile.TemporaryDirectory | None = None
     if con is None:
         # Row order inside the engine's tables never matters (every output is sorted). The
@@ -209,9 +384,8 @@ def allocate(
                 "temp_directory": spill.name,
             }
         )
-    stages = timings if timings is not None else {}
     try:
-        return _Run(con, inputs, policy, stages).run()
+        return action(con)
     except (duckdb.OutOfRangeException, duckdb.ConversionException) as exc:
         raise AllocationError(f"arithmetic out of range: {exc}") from exc
     except RoundingError as exc:
@@ -222,6 +396,47 @@ def allocate(
             spill.cleanup()
         else:
             _cleanup(con)
+
+
+def partition_plan(
+    licences: pd.DataFrame, partitions: int, *, fallback: str = PROXY
+) -> list[tuple[list[int], list[int]]]:
+    """Group a cycle's licences into at most `partitions` map partitions, each a pair
+    (licences priced there, donor licences), in a deterministic order.
+
+    `licences` has `licence_id`, `product`, `pooled` (True when the licence may fall back to
+    its product's proxy pool: undeclared, or possibly nil or of zero weight; when unsure,
+    True) and optionally `cost` (e.g. usage rows; default 1). With the proxy fallback, the
+    pooled licences of a product are one unit, which also reads the product's other licences
+    as donors; every other licence is a unit of its own. Units go to the least loaded
+    partition, largest first. Which partition a licence lands in never changes the result.
+    """
+    _require(partitions >= 1, "at least one partition")
+    frame = licences.copy()
+    if "cost" not in frame.columns:
+        frame["cost"] = 1
+    frame = frame.sort_values("licence_id", kind="stable")
+    units: list[tuple[int, int, list[int], list[int]]] = []  # -cost, first id, priced, donors
+    pooled = frame["pooled"].astype(bool) & (fallback == PROXY)
+    for product, group in frame[pooled].groupby("product", sort=True):
+        donors = frame[(frame["product"] == product) & ~pooled]
+        priced = [int(x) for x in group["licence_id"]]
+        cost = int(group["cost"].sum()) + int(donors["cost"].sum())
+        units.append((-cost, priced[0], priced, [int(x) for x in donors["licence_id"]]))
+    for row in frame[~pooled].itertuples():
+        units.append((-int(row.cost), int(row.licence_id), [int(row.licence_id)], []))
+    units.sort(key=lambda u: (u[0], u[1]))
+    bins: list[tuple[int, int, list[int], list[int]]] = [
+        (0, i, [], []) for i in range(min(partitions, len(units)))
+    ]
+    for negative_cost, _, priced, donors in units:
+        load, index, p, d = min(bins, key=lambda b: (b[0], b[1]))
+        bins[index] = (load - negative_cost, index, p + priced, sorted(set(d + donors)))
+    plan = []
+    for _, _, priced, donors in bins:
+        priced = sorted(priced)
+        plan.append((priced, [x for x in donors if x not in set(priced)]))
+    return sorted(plan, key=lambda part: part[0][0])
 
 
 def _check_policy(policy: PolicyParams) -> None:
@@ -264,8 +479,13 @@ def _check_columns(inputs: CycleInputs) -> None:
 
 
 _INPUT_VIEWS = [f"e_{n}_in" for n in INPUT_COLUMNS] + ["e_fee_prod", "e_fee_media", "e_media_w"]
-_RELEASE_VIEWS = ["e_relc_in", "e_rels_in", "e_relp_in"]
+_RELEASE_VIEWS = ["e_relc_in", "e_rels_in", "e_relp_in", "e_donors_in"]
+_PARTIAL_VIEWS = [f"p_{n}_in" for n in PARTIAL_COLUMNS]
 _TABLES = [
+    "e_fee",
+    "e_susp",
+    "e_wl",
+    "e_sl",
     "e_lic",
     "e_wrk",
     "e_shr",
@@ -294,7 +514,7 @@ _TABLES = [
 
 def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
     """Free a caller's connection of this run's frames and tables (one statement)."""
-    for view in _INPUT_VIEWS + _RELEASE_VIEWS:
+    for view in _INPUT_VIEWS + _RELEASE_VIEWS + _PARTIAL_VIEWS:
         with suppress(duckdb.Error):  # never registered
             con.unregister(view)
     con.execute("; ".join(f"DROP TABLE IF EXISTS {table}" for table in _TABLES))
@@ -311,12 +531,15 @@ class _Run:
         inputs: CycleInputs,
         policy: PolicyParams,
         timings: dict[str, float],
+        *,
+        donors: Collection[int] = (),
     ) -> None:
         self.con = con
         self.inputs = inputs
         self.policy = policy
         self.timings = timings
         self.S = policy.scale
+        self.donors = sorted({int(d) for d in donors})
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -334,20 +557,41 @@ class _Run:
         return rows[0]
 
     def run(self) -> CycleResult:
+        """`allocate`: the map step over every licence, its sums reduced in place."""
         with self.stage("load"):
             self.load()
+        self.map()
+        return self.reduce()
+
+    def run_map(self) -> Partial:
+        with self.stage("load"):
+            self.load(reduce_side=False)
+        self.map()
+        with self.stage("partial"):
+            return self.partial()
+
+    def run_reduce(self, partials: Sequence[Partial]) -> CycleResult:
+        with self.stage("load"):
+            self.load(map_side=False)
+            self.load_partials(partials)
+        return self.reduce()
+
+    def map(self) -> None:
+        """Steps 1-5, then their sums per bucket and per line key (`e_fee`, `e_ch`, `e_susp`,
+        `e_wl`, `e_sl`) and the per-licence breakdown; the row-level tables are freed."""
         with self.stage("usage"):
             self.usage()
         with self.stage("split"):
             self.split()
+        with self.stage("sums"):
+            self.sums()
+
+    def reduce(self) -> CycleResult:
+        """Steps 6-9 from the sums (made by `map`, or summed from partials)."""
         with self.stage("releases"):
             self.releases()
-            # Shares and works are done with: free them before the big sums below.
-            self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE e_wrk")
         with self.stage("round"):
             totals = self.round()
-            self.licence_breakdown = self._licence_breakdown()
-            self.sql("DROP TABLE e_r; DROP TABLE e_rum; DROP TABLE e_rest")
         with self.stage("lines"):
             lines_by_work, lines_by_source = self.lines()
         with self.stage("outputs"):
@@ -355,15 +599,19 @@ class _Run:
         return result
 
     # ---------------------------------------------------------------------------------- load
-    def load(self) -> None:
+    def load(self, *, map_side: bool = True, reduce_side: bool = True) -> None:
+        """Register and check the inputs each side reads: licences always; releases and
+        holders for the reduce; works for the map; shares for both (releases to a work)."""
         con, p = self.con, self.policy
         for name in INPUT_COLUMNS:
             con.register(f"e_{name}_in", getattr(self.inputs, name))
         con.register("e_fee_prod", _mapping_frame(p.fee_bp_by_product, "product", "bp"))
         con.register("e_fee_media", _mapping_frame(p.fee_bp_by_media, "media_type", "bp"))
         con.register("e_media_w", _mapping_frame(p.media_weight_bp, "media_type", "weight_bp"))
+        con.register("e_donors_in", pd.DataFrame({"licence_id": self.donors}, dtype="int64"))
 
-        # Licences, with the fee rate of their product (or the default).
+        # Licences, with the fee rate of their product (or the default); a donor only lends
+        # its usage to its product's proxy pool (its own pool is allocated elsewhere).
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_lic AS SELECT
                  CAST(l.licence_id AS BIGINT) AS licence_id, CAST(l.product AS VARCHAR) AS product,
@@ -371,25 +619,32 @@ class _Run:
                  CAST(l.declared AS BOOLEAN) AS declared,
                  CAST(coalesce(fp.bp, {p.admin_fee_bp}) AS BIGINT) AS pbp,
                  CAST(dense_rank() OVER (ORDER BY CAST(l.product AS VARCHAR)) - 1 AS BIGINT)
-                   AS pidx
+                   AS pidx,
+                 CAST(l.licence_id AS BIGINT) IN (SELECT licence_id FROM e_donors_in) AS donor
                FROM e_licences_in l LEFT JOIN e_fee_prod fp ON fp.product = l.product"""
         )
-        n, distinct, nulls, negative, pools, top, products = self.one(
+        n, distinct, nulls, negative, pools, top, products, donors = self.one(
             """SELECT count(*), count(DISTINCT licence_id),
                  count(*) FILTER (licence_id IS NULL OR product IS NULL OR pool_minor IS NULL
                                   OR declared IS NULL),
-                 count(*) FILTER (pool_minor < 0), coalesce(sum(pool_minor), 0),
-                 coalesce(max(licence_id), 0), count(DISTINCT product) FROM e_lic"""
+                 count(*) FILTER (pool_minor < 0),
+                 coalesce(sum(pool_minor) FILTER (NOT donor), 0),
+                 coalesce(max(licence_id), 0), count(DISTINCT product),
+                 count(*) FILTER (donor) FROM e_lic"""
         )
         _require(nulls == 0, "licences has missing values")
         _require(n == distinct, "licences has duplicate licence_id")
         _require(negative == 0, "licences has a negative pool_minor")
+        _require(donors == len(self.donors), "a donor licence is not in licences")
         self.pool_minor = int(pools)
         # A product's proxied licences share ONE pool, keyed `proxy_base + pidx` (past every
         # licence id, so pool ids and licence ids never collide).
         self.proxy_base = max(int(top), 0) + 1
         _require(self.proxy_base + int(products) < 2**63, "licence_id too large")
-        self.load_releases()
+        if reduce_side:
+            self.load_releases()
+        else:
+            self.rel, self.releases_minor = [], 0
         # Every scaled amount of the cycle is at most (pools + releases) × S: when that fits
         # in 64 bits, BIGINT carries them (fast; overflow still raises), otherwise HUGEINT.
         in_scaled = (self.pool_minor + self.releases_minor) * self.S
@@ -435,6 +690,13 @@ class _Run:
             raise AllocationError(
                 f"shares of work {over[0][0]} sum to {over[0][1]} ppm, over {PPM}"
             )
+        if map_side:
+            self.load_works()
+        if reduce_side:
+            self.load_holders()
+
+    def load_works(self) -> None:
+        """Shares as step 5 uses them, and the works with their weight, fee and dispute."""
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_top AS
             SELECT s.work_id, min(s.holder_id) AS top FROM e_shr s JOIN e_ws w
@@ -466,16 +728,26 @@ class _Run:
         _require(nulls == 0, "works has missing work_id or disputed")
         _require(n == distinct, "works has duplicate work_id")
 
+    def load_holders(self) -> None:
+        """Holders with their balance, threshold, readiness and carried rounding residue
+        (`residue_sub`, optional: 0 when the column is absent)."""
+        residue = (
+            "CAST(residue_sub AS BIGINT)"
+            if "residue_sub" in self.inputs.holders.columns
+            else "CAST(0 AS BIGINT)"
+        )
         self.sql(
-            """CREATE OR REPLACE TEMP TABLE e_hin AS SELECT
+            f"""CREATE OR REPLACE TEMP TABLE e_hin AS SELECT
                  CAST(holder_id AS BIGINT) AS holder_id,
                  CAST(brought_forward_minor AS BIGINT) AS bf,
-                 CAST(threshold_minor AS BIGINT) AS thr, CAST(ready AS BOOLEAN) AS ready
+                 CAST(threshold_minor AS BIGINT) AS thr, CAST(ready AS BOOLEAN) AS ready,
+                 {residue} AS res
                FROM e_holders_in"""
         )
         n, distinct, nulls, negative = self.one(
             """SELECT count(*), count(DISTINCT holder_id),
-                 count(*) FILTER (holder_id IS NULL OR bf IS NULL OR thr IS NULL OR ready IS NULL),
+                 count(*) FILTER (holder_id IS NULL OR bf IS NULL OR thr IS NULL OR ready IS NULL
+                                  OR res IS NULL),
                  count(*) FILTER (bf < 0 OR thr < 0) FROM e_hin"""
         )
         _require(nulls == 0, "holders has missing values")
@@ -567,18 +839,23 @@ class _Run:
             WITH w AS (SELECT licence_id, sum(wt) AS wt FROM (
                 SELECT licence_id, wt FROM e_u UNION ALL SELECT licence_id, wt FROM e_um)
               GROUP BY licence_id)
-            SELECT l.licence_id, l.product, l.pidx, l.pbp, l.pool_minor,
+            SELECT l.licence_id, l.product, l.pidx, l.pbp, l.pool_minor, l.donor,
                    l.declared AND coalesce(w.wt, 0) > 0 AS direct,
                    CASE WHEN l.declared AND coalesce(w.wt, 0) > 0 THEN l.licence_id
                         ELSE {base} + l.pidx END AS pool_id
             FROM e_lic l LEFT JOIN w ON w.licence_id = l.licence_id"""
         )
+        lender = self.one("SELECT min(licence_id) FROM e_lw WHERE donor AND NOT direct")[0]
+        if lender is not None:
+            raise AllocationError(
+                f"donor licence {lender} has no usage of its own to lend to a proxy pool"
+            )
         proxy = p.fallback == PROXY
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_pool AS
             SELECT pool_id, product, pidx, CAST(pool_minor AS HUGEINT) AS pool_minor,
                    1 AS k, false AS proxy
-            FROM e_lw WHERE direct
+            FROM e_lw WHERE direct AND NOT donor
             UNION ALL
             SELECT pool_id, product, pidx, sum(pool_minor), count(*), true
             FROM e_lw WHERE NOT direct AND {str(proxy).lower()}
@@ -699,6 +976,219 @@ class _Run:
         )
         self.sql("DELETE FROM e_rest WHERE top IS NOT NULL")  # only unassigned rests remain
 
+    # ---------------------------------------------------------------------------------- sums
+    def sums(self) -> None:
+        """The map's answer, still exact: each bucket's and each statement line's scaled sum
+        before releases and rounding, and each licence's pool rounded inside the pool.
+
+        `e_fee` (product), `e_ch` (holder: earnings and attributable fee), `e_susp` (reason,
+        ref), `e_wl` (holder, work: quantity too) and `e_sl` (holder, product). Every one is
+        a sum of per-row amounts, so the sums of partitions add up to the sums of the whole.
+        """
+        S, AMT = self.S, self.AMT
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_fee AS
+            WITH fl AS (SELECT licence_id, sum(fee) AS fee FROM (
+                  SELECT licence_id, fee FROM e_r UNION ALL SELECT licence_id, fee FROM e_rum)
+                GROUP BY licence_id)
+            SELECT l.product, CAST(sum(fl.fee) AS {AMT}) AS n
+            FROM fl JOIN e_pool l ON l.pool_id = fl.licence_id GROUP BY l.product"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_ch AS
+            SELECT holder_id, CAST(sum(amt) AS {AMT}) AS amt, CAST(sum(fee) AS {AMT}) AS fee
+            FROM e_c GROUP BY holder_id"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_susp AS
+            SELECT reason, ref, CAST(sum(n) AS {AMT}) AS n FROM (
+                SELECT CASE route WHEN 2 THEN '{RESERVED}' WHEN 3 THEN '{DISPUTED}'
+                                  ELSE '{UNASSIGNED_SHARE}' END AS reason,
+                       CAST(work_id AS VARCHAR) AS ref, n
+                FROM (SELECT route, work_id, sum(net) AS n FROM e_r WHERE route <> 0
+                      GROUP BY route, work_id)
+                UNION ALL
+                SELECT '{UNASSIGNED_SHARE}', CAST(work_id AS VARCHAR), sum(rest) FROM e_rest
+                GROUP BY work_id
+                UNION ALL
+                SELECT CASE WHEN reserved THEN '{RESERVED}' ELSE '{UNMATCHED}' END, ref,
+                       sum(net)
+                FROM e_rum GROUP BY reserved, ref
+                UNION ALL
+                SELECT '{NO_USAGE}', CAST(licence_id AS VARCHAR),
+                       CAST(pool_minor AS HUGEINT) * CAST({S} AS HUGEINT)
+                FROM e_lw WHERE NOT donor AND pool_id NOT IN (SELECT pool_id FROM e_lt))
+            GROUP BY reason, ref"""
+        )
+        self.licence_breakdown = self._licence_breakdown()
+        self.sql("DROP TABLE e_r; DROP TABLE e_rum; DROP TABLE e_rest")
+        # Shares and works are done with (releases read `e_shr` only).
+        self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE e_wrk")
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_wl AS
+            SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS q, CAST(sum(amt) AS {AMT}) AS n
+            FROM e_c GROUP BY holder_id, work_id"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_sl AS
+            SELECT c.holder_id, p.product, CAST(sum(c.amt) AS {AMT}) AS n
+            FROM e_c c JOIN e_pool p ON p.pool_id = c.licence_id
+            GROUP BY c.holder_id, p.product"""
+        )
+        self.sql("DROP TABLE e_c")  # the largest table: every line is summed
+
+    def partial(self) -> Partial:
+        """The sums as frames, each scaled amount split into (minor, sub) int64 columns."""
+        S = self.S
+
+        def split(column: str, name: str) -> str:
+            return (
+                f"CAST({column} // {S} AS BIGINT) AS {name}_minor, "
+                f"CAST({column} % {S} AS BIGINT) AS {name}_sub"
+            )
+
+        def frame(name: str, query: str) -> pd.DataFrame:
+            out = self.con.execute(query).df()
+            return out.astype(PARTIAL_COLUMNS[name]) if len(out) else empty_partial_frame(name)
+
+        seen = self.con.execute(
+            "SELECT licence_id, product, NOT donor AS priced, direct FROM e_lw ORDER BY licence_id"
+        ).df()
+        licences = seen.merge(self.licence_breakdown, on="licence_id", how="left")
+        for column in ("pool_minor", "fee_minor", "holders_minor", "suspense_minor"):
+            licences[column] = licences[column].fillna(0)
+        return Partial(
+            scale=S,
+            fees=frame("fees", f"SELECT product, {split('n', 'amount')} FROM e_fee ORDER BY 1"),
+            holders=frame(
+                "holders",
+                f"SELECT holder_id, {split('amt', 'amount')}, {split('fee', 'fee')} FROM e_ch "
+                "ORDER BY 1",
+            ),
+            suspense=frame(
+                "suspense",
+                f"SELECT reason, ref, {split('n', 'amount')} FROM e_susp ORDER BY 1, 2",
+            ),
+            lines_by_work=frame(
+                "lines_by_work",
+                f"SELECT holder_id, work_id, q AS quantity, {split('n', 'amount')} FROM e_wl",
+            ),
+            lines_by_source=frame(
+                "lines_by_source",
+                f"SELECT holder_id, product, {split('n', 'amount')} FROM e_sl",
+            ),
+            licences=licences.astype(PARTIAL_COLUMNS["licences"])
+            if len(licences)
+            else empty_partial_frame("licences"),
+        )
+
+    def load_partials(self, partials: Sequence[Partial]) -> None:
+        """Sum the partials into the tables `map` makes (exact: integer addition), after
+        checking that they price every licence once and keep each proxy pool whole."""
+        S, AMT = self.S, self.AMT
+        self.licence_breakdown = self._partial_licences(partials)
+
+        def joined(name: str) -> pd.DataFrame:
+            frames = [getattr(p, name) for p in partials if len(getattr(p, name))]
+            if not frames:
+                return empty_partial_frame(name)
+            out = pd.concat(frames, ignore_index=True)
+            for column in PARTIAL_COLUMNS[name]:
+                if column.endswith("_sub") and ((out[column] < 0) | (out[column] >= S)).any():
+                    raise AllocationError(f"partial {name}.{column} is outside [0, scale)")
+                if column.endswith("_minor") and (out[column] < 0).any():
+                    raise AllocationError(f"partial {name}.{column} is negative")
+            return out
+
+        def n(name: str) -> str:
+            return f"CAST(sum(CAST({name}_minor AS HUGEINT) * {S} + {name}_sub) AS {AMT})"
+
+        for name in PARTIAL_COLUMNS:
+            if name != "licences":
+                self.con.register(f"p_{name}_in", joined(name))
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_fee AS
+            SELECT CAST(product AS VARCHAR) AS product, {n("amount")} AS n
+            FROM p_fees_in GROUP BY 1"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_ch AS
+            SELECT CAST(holder_id AS BIGINT) AS holder_id, {n("amount")} AS amt,
+                   {n("fee")} AS fee
+            FROM p_holders_in GROUP BY 1"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_susp AS
+            SELECT CAST(reason AS VARCHAR) AS reason, CAST(ref AS VARCHAR) AS ref,
+                   {n("amount")} AS n
+            FROM p_suspense_in GROUP BY 1, 2"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_wl AS
+            SELECT CAST(holder_id AS BIGINT) AS holder_id, CAST(work_id AS BIGINT) AS work_id,
+                   CAST(sum(quantity) AS BIGINT) AS q, {n("amount")} AS n
+            FROM p_lines_by_work_in GROUP BY 1, 2"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_sl AS
+            SELECT CAST(holder_id AS BIGINT) AS holder_id, CAST(product AS VARCHAR) AS product,
+                   {n("amount")} AS n
+            FROM p_lines_by_source_in GROUP BY 1, 2"""
+        )
+        for name in PARTIAL_COLUMNS:
+            if name != "licences":
+                self.con.unregister(f"p_{name}_in")
+
+    def _partial_licences(self, partials: Sequence[Partial]) -> pd.DataFrame:
+        """The licence breakdown of the partials, checked against the cycle's licences: each
+        priced exactly once, at its pool, and each product's proxy pool made in one partition
+        that saw every licence of the product priced on its own usage."""
+        frames = []
+        for index, partial in enumerate(partials):
+            frame = partial.licences[list(PARTIAL_COLUMNS["licences"])].copy()
+            frame["part"] = index
+            frames.append(frame)
+        seen = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else empty_partial_frame("licences").assign(part=pd.Series([], dtype="int64"))
+        )
+        seen["licence_id"] = seen["licence_id"].astype("int64")
+        seen["priced"] = seen["priced"].astype(bool)
+        seen["direct"] = seen["direct"].astype(bool)
+        priced = seen[seen["priced"]]
+        twice = priced["licence_id"][priced["licence_id"].duplicated()]
+        if len(twice):
+            raise AllocationError(f"licence {int(twice.min())} is priced by two partials")
+        pools = dict(self.con.execute("SELECT licence_id, pool_minor FROM e_lic").fetchall())
+        got = dict(zip(priced["licence_id"].tolist(), priced["pool_minor"].tolist(), strict=True))
+        missing = sorted(set(pools) - set(got))
+        if missing:
+            raise AllocationError(f"licence {missing[0]} is missing from the partials")
+        unknown = sorted(set(got) - set(pools))
+        if unknown:
+            raise AllocationError(f"a partial prices licence {unknown[0]}, not in licences")
+        wrong = sorted(k for k, v in got.items() if int(v) != int(pools[k]))
+        if wrong:
+            raise AllocationError(f"a partial priced licence {wrong[0]} at another pool")
+        if self.policy.fallback == PROXY:
+            for product, group in priced[~priced["direct"]].groupby("product", sort=True):
+                parts = set(group["part"].tolist())
+                if len(parts) > 1:
+                    raise AllocationError(
+                        f"the proxy pool of product {product} is split over partitions"
+                    )
+                there = set(seen.loc[seen["part"] == parts.pop(), "licence_id"].tolist())
+                own = priced[(priced["product"] == product) & priced["direct"]]
+                lacking = sorted(set(own["licence_id"].tolist()) - there)
+                if lacking:
+                    raise AllocationError(
+                        f"the proxy pool of product {product} lacks the usage of licence "
+                        f"{lacking[0]}"
+                    )
+        out = priced[["licence_id", "pool_minor", "fee_minor", "holders_minor", "suspense_minor"]]
+        return out.sort_values("licence_id").reset_index(drop=True).astype("int64")
+
     # ------------------------------------------------------------------------------ releases
     def releases(self) -> None:
         """Step 6, in Python ints: releases are few, pro-rata ones touch every earner."""
@@ -715,11 +1205,7 @@ class _Run:
             ).fetchall():
                 shares[work_id].append((holder_id, ppm))
             self.con.unregister("e_relc_in")
-        # Each holder's scaled earnings and attributable fee (steps 3-5), summed once.
-        self.sql(
-            """CREATE OR REPLACE TEMP TABLE e_ch AS
-            SELECT holder_id, sum(amt) AS amt, sum(fee) AS fee FROM e_c GROUP BY holder_id"""
-        )
+        # `e_ch`: each holder's scaled earnings and attributable fee (steps 3-5), summed once.
         earners: list[tuple[int, int]] = []
         earned_total = 0
         # With 64-bit amounts, pro-rata parts are computed in SQL (scaled × e < 2¹²⁶).
@@ -814,43 +1300,33 @@ class _Run:
 
     # --------------------------------------------------------------------------------- round
     def round(self) -> dict[str, int]:
-        """Step 7: one largest-remainder rounding over every bucket of the cycle."""
+        """Step 7: one largest-remainder rounding over every bucket of the cycle.
+
+        Each bucket gets the floor of its scaled amount, or one unit more: the units still
+        missing go to the largest remainders, where a holder's remainder counts together with
+        the rounding residue it carries from earlier cycles (`res`, sub-units; 0 without one),
+        ties to the smallest key. Without residues this is plain largest remainder.
+        """
         S, AMT = self.S, self.AMT
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_b AS
-            WITH fl AS (SELECT licence_id, sum(fee) AS fee FROM (
-                  SELECT licence_id, fee FROM e_r UNION ALL SELECT licence_id, fee FROM e_rum)
-                GROUP BY licence_id),
-            b AS (
-              SELECT 0 AS kind, l.product, NULL::BIGINT AS holder_id, NULL::VARCHAR AS reason,
-                     NULL::VARCHAR AS ref, CAST(sum(fl.fee) AS {AMT}) AS n
-              FROM fl JOIN e_pool l ON l.pool_id = fl.licence_id GROUP BY l.product
+            WITH b AS (
+              SELECT 0 AS kind, product, NULL::BIGINT AS holder_id, NULL::VARCHAR AS reason,
+                     NULL::VARCHAR AS ref, CAST(n AS {AMT}) AS n
+              FROM e_fee
               UNION ALL
               SELECT 1, NULL, holder_id, NULL, NULL, CAST(sum(amt) AS {AMT}) FROM (
                 SELECT holder_id, amt FROM e_ch UNION ALL SELECT holder_id, amt FROM e_relc)
               GROUP BY holder_id
               UNION ALL
               SELECT 2, NULL, NULL, reason, ref, CAST(sum(n) AS {AMT}) FROM (
-                SELECT CASE route WHEN 2 THEN '{RESERVED}' WHEN 3 THEN '{DISPUTED}'
-                                  ELSE '{UNASSIGNED_SHARE}' END AS reason,
-                       CAST(work_id AS VARCHAR) AS ref, n
-                FROM (SELECT route, work_id, sum(net) AS n FROM e_r WHERE route <> 0
-                      GROUP BY route, work_id)
-                UNION ALL
-                SELECT '{UNASSIGNED_SHARE}', CAST(work_id AS VARCHAR), sum(rest) FROM e_rest
-                GROUP BY work_id
-                UNION ALL
-                SELECT CASE WHEN reserved THEN '{RESERVED}' ELSE '{UNMATCHED}' END, ref,
-                       sum(net)
-                FROM e_rum GROUP BY reserved, ref
-                UNION ALL
-                SELECT '{NO_USAGE}', CAST(licence_id AS VARCHAR),
-                       CAST(pool_minor AS HUGEINT) * CAST({S} AS HUGEINT)
-                FROM e_lw WHERE pool_id NOT IN (SELECT pool_id FROM e_lt)
+                SELECT reason, ref, CAST(n AS HUGEINT) AS n FROM e_susp
                 UNION ALL
                 SELECT reason, ref, CAST(n AS HUGEINT) FROM e_rels_in)
               GROUP BY reason, ref)
-            SELECT *, n // {S} AS fl, n % {S} AS rm FROM b WHERE n > 0"""
+            SELECT b.*, b.n // {S} AS fl, b.n % {S} AS rm, coalesce(h.res, 0) AS res
+            FROM b LEFT JOIN e_hin h ON b.kind = 1 AND h.holder_id = b.holder_id
+            WHERE b.n > 0"""
         )
         in_minor = self.pool_minor + self.releases_minor
         floors, buckets = self.one("SELECT coalesce(sum(fl), 0), count(*) FROM e_b")
@@ -862,10 +1338,10 @@ class _Run:
             )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_br AS
-            SELECT kind, product, holder_id, reason, ref, n,
+            SELECT kind, product, holder_id, reason, ref, n, res,
               CAST(fl + CASE WHEN row_number() OVER (
-                ORDER BY rm DESC, kind, product, holder_id, reason, ref) <= {missing}
-                THEN 1 ELSE 0 END AS BIGINT) AS minor
+                ORDER BY CAST(rm AS HUGEINT) + res DESC, kind, product, holder_id, reason, ref)
+                <= {missing} THEN 1 ELSE 0 END AS BIGINT) AS minor
             FROM e_b"""
         )
         # Each holder's earned total, and the fee attributable to its usage (the fee part of
@@ -875,6 +1351,23 @@ class _Run:
             WITH d AS (SELECT holder_id, CAST(fee // {S} AS BIGINT) AS ded FROM e_ch)
             SELECT b.holder_id, b.minor AS earned, coalesce(d.ded, 0) AS ded
             FROM e_br b LEFT JOIN d ON d.holder_id = b.holder_id WHERE b.kind = 1"""
+        )
+        # What each holder carries to the next cycle: its residue plus this cycle's scaled
+        # amount minus what it was rounded to (holders without a bucket keep theirs).
+        self.residues = (
+            self.con.execute(
+                f"""SELECT holder_id, residue_sub FROM (
+              SELECT holder_id,
+                     CAST(CAST(n AS HUGEINT) + res - CAST(minor AS HUGEINT) * {S} AS BIGINT)
+                       AS residue_sub
+              FROM e_br WHERE kind = 1
+              UNION ALL
+              SELECT holder_id, res FROM e_hin WHERE res <> 0
+                AND holder_id NOT IN (SELECT holder_id FROM e_br WHERE kind = 1))
+            WHERE residue_sub <> 0 ORDER BY holder_id"""
+            )
+            .df()
+            .astype("int64")
         )
         fee, holders, suspense = (
             int(x)
@@ -958,7 +1451,7 @@ class _Run:
             f"""WITH x AS (
               SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS quantity,
                      CAST(sum(amt) AS {AMT}) AS n
-              FROM (SELECT holder_id, work_id, q, amt FROM e_c
+              FROM (SELECT holder_id, work_id, q, n AS amt FROM e_wl
                     UNION ALL SELECT holder_id, work_id, 0, amt FROM e_relc)
               GROUP BY holder_id, work_id)
             SELECT h.gid, x.work_id IS NULL AS knull, coalesce(x.work_id, 0) AS kval,
@@ -976,8 +1469,9 @@ class _Run:
         w["key"] = np.where(knull, top, w["kval"] - low)
         s = self.con.execute(
             f"""WITH x AS (
-              SELECT c.holder_id, p.pidx AS key, CAST(sum(c.amt) AS {AMT}) AS n
-              FROM e_c c JOIN e_pool p ON p.pool_id = c.licence_id
+              SELECT c.holder_id, p.pidx AS key, CAST(sum(c.n) AS {AMT}) AS n
+              FROM e_sl c JOIN (SELECT DISTINCT product, pidx FROM e_lic) p
+                ON p.product = c.product
               GROUP BY c.holder_id, p.pidx
               UNION ALL
               SELECT holder_id, {n_products} + release_idx, CAST(sum(amt) AS {AMT})
@@ -989,7 +1483,7 @@ class _Run:
         ).fetchnumpy()
         s = {k: np.asarray(v, dtype="int64") for k, v in s.items()}
 
-        self.sql("DROP TABLE e_c")  # the largest table: every line is summed
+        self.sql("DROP TABLE e_wl; DROP TABLE e_sl")
         return w, s
 
     def _round_lines(self, lines: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -1028,7 +1522,11 @@ class _Run:
         row_start = np.repeat(starts, counts)
         rank = np.empty(n, dtype="int64")
         rank[by_rm] = np.arange(n) - row_start[by_rm]
-        amount = fl + ((rank < np.repeat(missing, counts)) & (rm > 0))
+        # No `rm > 0` condition: a holder rounded up on the strength of the residue it
+        # carried can have lines that are all whole units (rm = 0), and the unit it was given
+        # still goes to one of them (the first by key). Without residues the units missing
+        # never outnumber the lines with a remainder, so it changes nothing there.
+        amount = fl + (rank < np.repeat(missing, counts))
         keep = amount > 0
         return by_key[keep], amount[keep]
 
@@ -1121,6 +1619,7 @@ class _Run:
             checksum=result_checksum(
                 holders.drop(columns=["gross_minor", "deductions_minor"]), suspense, fees
             ),
+            residues=self.residues.reset_index(drop=True),
         )
 
     def _licence_breakdown(self) -> pd.DataFrame:
@@ -1148,7 +1647,8 @@ class _Run:
             ).fetchall()
         }
         rows = self.con.execute(
-            "SELECT licence_id, pool_minor, pool_id, direct FROM e_lw ORDER BY licence_id"
+            "SELECT licence_id, pool_minor, pool_id, direct FROM e_lw WHERE NOT donor "
+            "ORDER BY licence_id"
         ).fetchall()
         out: dict[str, list[int]] = {
             "licence_id": [],

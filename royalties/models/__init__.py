@@ -1,5 +1,14 @@
 """The royalties app's tables: the double-entry ledger, and the payout cycles that feed it."""
 
+from royalties.models.allocation_runs import (
+    AllocationPartial,
+    AllocationPartialLicence,
+    AllocationPartition,
+    AllocationResidue,
+    AllocationRun,
+    AllocationRunState,
+    PartialKind,
+)
 from royalties.models.cycles import (
     Allocation,
     Cycle,
@@ -29,6 +38,12 @@ from royalties.models.payouts import (
 __all__ = [
     "AccountKind",
     "Allocation",
+    "AllocationPartial",
+    "AllocationPartialLicence",
+    "AllocationPartition",
+    "AllocationResidue",
+    "AllocationRun",
+    "AllocationRunState",
     "Cycle",
     "CycleLicence",
     "CycleStatus",
@@ -37,6 +52,7 @@ __all__ = [
     "HoldExpiry",
     "JournalEntry",
     "LedgerAccount",
+    "PartialKind",
     "Payout",
     "PayoutAccount",
     "PayoutReconciliation",

@@ -23,7 +23,7 @@ from licensing.models import (
     UsageDeclaration,
     Work,
 )
-from royalties.models import Statement
+from royalties.models import AllocationResidue, Statement
 
 USAGE_SCHEMA = pa.schema(
     [
@@ -43,6 +43,7 @@ SHARES_SCHEMA = pa.schema(
 BROUGHT_FORWARD_SCHEMA = pa.schema(
     [("holder_id", pa.int64()), ("brought_forward_minor", pa.int64())]
 )
+RESIDUE_SCHEMA = pa.schema([("holder_id", pa.int64()), ("residue_sub", pa.int64())])
 
 
 def _frame(table: pa.Table, nullable: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -152,3 +153,48 @@ def brought_forward_frame(*, previous_allocation_id: int | None) -> pd.DataFrame
         f"WHERE allocation_id = {int(previous_allocation_id)} AND carried_forward_minor > 0"
     )
     return _frame(table_read(sql, schema=BROUGHT_FORWARD_SCHEMA))
+
+
+def residues_frame(*, previous_allocation_id: int | None) -> pd.DataFrame:
+    """Each holder's rounding residue (sub-units) left by the previous booked allocation."""
+    if previous_allocation_id is None:
+        return _frame(RESIDUE_SCHEMA.empty_table())
+    sql = (
+        f"SELECT holder_id, residue_sub FROM {AllocationResidue._meta.db_table} "  # noqa: S608
+        f"WHERE allocation_id = {int(previous_allocation_id)} AND residue_sub <> 0"
+    )
+    return _frame(table_read(sql, schema=RESIDUE_SCHEMA))
+
+
+def declarations_with_usage(*, declaration_ids: list[int]) -> set[int]:
+    """The declarations with at least one usage row of positive quantity (matched, unmatched
+    or reserved): one index probe per declaration, never a scan of the rows."""
+    if not declaration_ids:
+        return set()
+    ids = ",".join(str(int(pk)) for pk in sorted(set(declaration_ids)))
+    probes = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} u WHERE u.declaration_id = d.id AND u.quantity > 0)"  # noqa: S608
+        for table in (
+            DeclarationWorkUsage._meta.db_table,
+            DeclarationUnmatched._meta.db_table,
+            DeclarationReservedIdentifier._meta.db_table,
+        )
+    )
+    sql = (
+        f"SELECT d.id FROM {UsageDeclaration._meta.db_table} d "  # noqa: S608 - ints, our names
+        f"WHERE d.id IN ({ids}) AND ({probes})"
+    )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+def declaration_rows(*, declaration_ids: list[int]) -> dict[int, int]:
+    """About how many usage rows each declaration stored (works matched, unmatched and
+    reserved lines): what a partition of the allocation costs to load."""
+    rows = UsageDeclaration.objects.filter(pk__in=declaration_ids).values_list(
+        "pk", "works_matched", "unmatched_lines", "reserved_lines"
+    )
+    return {pk: int(a) + int(b) + int(c) for pk, a, b, c in rows}

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pyarrow as pa
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -29,6 +30,7 @@ from royalties.engine.allocate import CycleInputs, PolicyParams, allocate
 from royalties.errors import RoyaltiesError
 from royalties.models import (
     Allocation,
+    AllocationResidue,
     Cycle,
     CycleLicence,
     CycleStatus,
@@ -184,7 +186,27 @@ def cycle_inputs_load(
 ):
     """Everything the engine needs for ``cycle``: (inputs, licence pools, declarations).
     Each holder's brought-forward balance is the previous statement's carried-forward plus
-    the payout ``returns``; its threshold the higher of the policy's and its own."""
+    the payout ``returns``; its threshold the higher of the policy's and its own; its rounding
+    residue the one the previous allocation left it."""
+    pools, declared = cycle_pools_load(cycle)
+    usage, works, shares = cycle_usage_load(
+        declared, release_work_ids=[r.work_id for r in releases if r.work_id]
+    )
+    inputs = CycleInputs(
+        licences=licences_frame(pools, declared),
+        usage=usage,
+        works=works,
+        shares=shares,
+        holders=cycle_holders_frame(
+            cycle, returns if returns is not None else cycle_payout_returns(cycle)
+        ),
+        releases=releases_frame(releases),
+    )
+    return inputs, pools, declared
+
+
+def cycle_pools_load(cycle: Cycle) -> tuple[list, dict[int, list[int]]]:
+    """The cycle's licence pools (positive ones) and each licence's accepted declarations."""
     pools = licence_pools(
         period_start=cycle.period_start,
         period_end=cycle.period_end,
@@ -197,26 +219,42 @@ def cycle_inputs_load(
         period_start=cycle.period_start,
         period_end=cycle.period_end,
     )
+    return pools, declared
+
+
+def cycle_usage_load(
+    declared: dict[int, list[int]], *, release_work_ids: list[int] | tuple[int, ...] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(usage, works, shares) of the given licences' declarations, plus the works (and
+    shares) releases name."""
     by_declaration = {pk: lid for lid, ids in declared.items() for pk in ids}
     usage = cycle_inputs.usage_frame(declarations=by_declaration)
-    release_work_ids = [r.work_id for r in releases if r.work_id]
     works_sql = cycle_inputs.work_ids_stage(
         [*usage["work_id"].dropna().unique().tolist(), *release_work_ids]
     )
     works = cycle_inputs.works_frame(work_ids_sql=works_sql)
     shares = cycle_inputs.shares_frame(work_ids_sql=works_sql)
+    return usage, works, shares
+
+
+def cycle_holders_frame(cycle: Cycle, returns: list[PayoutReturn]) -> pd.DataFrame:
+    """The engine's holders: brought-forward balances (previous carried-forward plus payout
+    returns), thresholds, readiness and the rounding residues the previous allocation left."""
     previous = _previous_cycle(cycle)
-    bf = cycle_inputs.brought_forward_frame(
-        previous_allocation_id=previous.current_allocation_id if previous else None
-    )
+    previous_id = previous.current_allocation_id if previous else None
+    bf = cycle_inputs.brought_forward_frame(previous_allocation_id=previous_id)
     balances = dict(
         zip(bf["holder_id"].tolist(), bf["brought_forward_minor"].tolist(), strict=True)
     )
-    for r in returns if returns is not None else cycle_payout_returns(cycle):
+    for r in returns:
         balances[r.holder_id] = balances.get(r.holder_id, 0) + r.amount_minor
+    residue = cycle_inputs.residues_frame(previous_allocation_id=previous_id)
+    residues = dict(
+        zip(residue["holder_id"].tolist(), residue["residue_sub"].tolist(), strict=True)
+    )
     thresholds = payout_thresholds()
-    ids = sorted(set(balances) | set(thresholds))
-    holders = pd.DataFrame(
+    ids = sorted(set(balances) | set(thresholds) | set(residues))
+    return pd.DataFrame(
         {
             "holder_id": pd.Series(ids, dtype="int64"),
             "brought_forward_minor": pd.Series(
@@ -224,9 +262,13 @@ def cycle_inputs_load(
             ),
             "threshold_minor": pd.Series([thresholds.get(h, 0) for h in ids], dtype="int64"),
             "ready": pd.Series([True] * len(ids), dtype="bool"),
+            "residue_sub": pd.Series([residues.get(h, 0) for h in ids], dtype="int64"),
         }
     )
-    licences = pd.DataFrame(
+
+
+def licences_frame(pools, declared) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "licence_id": pd.Series([p.licence_id for p in pools], dtype="int64"),
             "product": pd.Series([p.product_code for p in pools], dtype="object"),
@@ -234,28 +276,27 @@ def cycle_inputs_load(
             "declared": pd.Series([p.licence_id in declared for p in pools], dtype="bool"),
         }
     )
-    release_frame = pd.DataFrame(
+
+
+def releases_frame(releases: list[SuspenseRelease]) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "release_id": pd.Series([str(r.pk) for r in releases], dtype="object"),
             "amount_minor": pd.Series([r.item.amount_minor for r in releases], dtype="int64"),
             "work_id": pd.array([r.work_id for r in releases], dtype="Int64"),
         }
     )
-    inputs = CycleInputs(
-        licences=licences,
-        usage=usage,
-        works=works,
-        shares=shares,
-        holders=holders,
-        releases=release_frame,
-    )
-    return inputs, pools, declared
 
 
 def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
-    """The allocation job: load, run the engine, store the allocation and its statements in
-    one transaction. Runs only while the cycle is `allocating`; a failure marks it failed
-    with the reason and writes nothing else."""
+    """The allocation job: prepare the releases, then either load, run the engine and store
+    the allocation and its statements in one transaction (one partition), or start a run
+    fanned out over partitions of the licences (``ROYALTIES_ALLOCATION_PARTITIONS`` > 1;
+    ``royalties.services.allocation_runs``), whose last task stores the same allocation. Runs
+    only while the cycle is `allocating`; a failure marks it failed with the reason and
+    writes nothing else."""
+    from royalties.services.allocation_runs import allocation_run_start
+
     cycle = Cycle.objects.select_related("policy").filter(pk=cycle_id).first()
     if cycle is None or cycle.status != CycleStatus.ALLOCATING:
         return cycle
@@ -268,52 +309,83 @@ def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
             for r in suspense_releases_prepare(cycle=cycle)
             if r.kind != SuspenseRelease.Kind.RETAIN
         ]
+        returns = cycle_payout_returns(cycle)
+        if settings.ROYALTIES_ALLOCATION_PARTITIONS > 1:
+            allocation_run_start(
+                cycle=cycle,
+                releases=releases,
+                returns=returns,
+                partitions=settings.ROYALTIES_ALLOCATION_PARTITIONS,
+            )
+            return Cycle.objects.get(pk=cycle_id)
         _progress(cycle_id, "loading licences and usage", 10)
         t = time.perf_counter()
-        returns = cycle_payout_returns(cycle)
         inputs, pools, declared = cycle_inputs_load(cycle, releases, returns)
         timings["load"] = round(time.perf_counter() - t, 3)
         _progress(cycle_id, "allocating", 40)
         t = time.perf_counter()
         result = allocate(inputs, _params(cycle.policy))
         timings["engine"] = round(time.perf_counter() - t, 3)
-        _progress(cycle_id, "writing statements", 70)
-        t = time.perf_counter()
-        with transaction.atomic():
-            locked = Cycle.objects.select_for_update().get(pk=cycle_id)
-            if locked.status != CycleStatus.ALLOCATING:
-                return locked
-            allocation = _allocation_store(locked, result, pools, declared, releases, timings)
-            Allocation.objects.filter(pk=allocation.pk).update(
-                payout_returns=[r.pk for r in returns]
-            )
-            timings["write"] = round(time.perf_counter() - t, 3)
-            timings["total"] = round(time.perf_counter() - started, 3)
-            Allocation.objects.filter(pk=allocation.pk).update(timings=timings)
-            Cycle.objects.filter(pk=cycle_id).update(
-                status=CycleStatus.ALLOCATED,
-                current_allocation=allocation,
-                allocated_at=timezone.now(),
-                stage="allocated",
-                percent=100,
-                message=_summary(result.totals, cycle.currency),
-                updated_at=timezone.now(),
-            )
-            audit_record(
-                action="cycle.allocated",
-                actor=locked.allocated_by,
-                obj=locked,
-                details={"allocation": allocation.number, "checksum": allocation.checksum},
-            )
+        cycle_allocation_finish(
+            cycle_id=cycle_id,
+            result=result,
+            pools=pools,
+            declared=declared,
+            releases=releases,
+            returns=returns,
+            timings=timings,
+            started=started,
+        )
     except Exception as exc:
-        logger.exception("allocation of cycle %s failed", cycle_id)
-        Cycle.objects.filter(pk=cycle_id, status=CycleStatus.ALLOCATING).update(
-            status=CycleStatus.FAILED,
-            stage="failed",
-            message=f"The allocation failed: {exc}",
+        cycle_allocation_fail(cycle_id=cycle_id, exc=exc)
+    return Cycle.objects.get(pk=cycle_id)
+
+
+def cycle_allocation_finish(
+    *, cycle_id: int, result, pools, declared, releases, returns, timings, started: float
+) -> Allocation | None:
+    """Store an engine result as the cycle's new allocation with its statements, in one
+    transaction, if the cycle is still `allocating` (else nothing: someone else finished)."""
+    _progress(cycle_id, "writing statements", 85)
+    t = time.perf_counter()
+    with transaction.atomic():
+        locked = Cycle.objects.select_for_update().get(pk=cycle_id)
+        if locked.status != CycleStatus.ALLOCATING:
+            return None
+        allocation = _allocation_store(locked, result, pools, declared, releases, timings)
+        Allocation.objects.filter(pk=allocation.pk).update(
+            payout_returns=[r.pk for r in returns]
+        )
+        timings["write"] = round(time.perf_counter() - t, 3)
+        timings["total"] = round(time.perf_counter() - started, 3)
+        Allocation.objects.filter(pk=allocation.pk).update(timings=timings)
+        Cycle.objects.filter(pk=cycle_id).update(
+            status=CycleStatus.ALLOCATED,
+            current_allocation=allocation,
+            allocated_at=timezone.now(),
+            stage="allocated",
+            percent=100,
+            message=_summary(result.totals, locked.currency),
             updated_at=timezone.now(),
         )
-    return Cycle.objects.get(pk=cycle_id)
+        audit_record(
+            action="cycle.allocated",
+            actor=locked.allocated_by,
+            obj=locked,
+            details={"allocation": allocation.number, "checksum": allocation.checksum},
+        )
+    return allocation
+
+
+def cycle_allocation_fail(*, cycle_id: int, exc: BaseException) -> None:
+    """An allocating cycle -> failed, with the reason (allocating again is the retry)."""
+    logger.error("allocation of cycle %s failed", cycle_id, exc_info=exc)
+    Cycle.objects.filter(pk=cycle_id, status=CycleStatus.ALLOCATING).update(
+        status=CycleStatus.FAILED,
+        stage="failed",
+        message=f"The allocation failed: {exc}",
+        updated_at=timezone.now(),
+    )
 
 
 def _summary(totals: dict, currency: str) -> str:
@@ -356,6 +428,7 @@ def _allocation_store(cycle, result, pools, declared, releases, timings) -> Allo
         for p in pools
     )
     _statements_store(allocation, result)
+    _residues_store(allocation, result)
     suspense = result.suspense[result.suspense["amount_minor"] > 0]
     n = len(suspense)
     table_write(
@@ -422,6 +495,22 @@ def _statements_store(allocation: Allocation, result) -> None:
                 "product_code": pa.array(source["product"].fillna("").astype(str), pa.string()),
                 "release_ref": pa.array(source["release_id"].fillna("").astype(str), pa.string()),
                 "amount_minor": pa.array(source["amount_minor"].astype("int64")),
+            }
+        ),
+    )
+
+
+def _residues_store(allocation: Allocation, result) -> None:
+    """Each holder's rounding residue, for the next cycle to carry (COPY, like statements)."""
+    residues = result.residues
+    n = len(residues)
+    table_write(
+        AllocationResidue._meta.db_table,
+        pa.table(
+            {
+                "allocation_id": pa.array([allocation.pk] * n, pa.int64()),
+                "holder_id": pa.array(residues["holder_id"].astype("int64")),
+                "residue_sub": pa.array(residues["residue_sub"].astype("int64")),
             }
         ),
     )

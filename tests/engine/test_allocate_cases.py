@@ -366,8 +366,9 @@ def test_rounding_drift_is_bounded_per_cycle_not_overall():
 
     One unit over three equal holders, every cycle: the smallest holder_id wins each time.
     After three cycles holder 1 has 3 where its exact share is 1 (2 units of drift, one per
-    cycle after the first); balancing this over cycles would need sub-unit remainders
-    carried between cycles, which the interface does not have.
+    cycle after the first) when nothing is carried between cycles. Carrying each holder's
+    rounding residue (`holders.residue_sub`) makes them take turns instead:
+    test_allocate_residues.test_equal_shares_take_turns_instead_of_the_smallest_id_winning_every_cycle.
     """
     inputs = cycle(
         licences=[lic(1, 1)],

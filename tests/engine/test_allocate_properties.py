@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from royalties.engine.allocate import PPM, CycleInputs, CycleResult, PolicyParams, allocate
+from tests.engine.examples import examples
 from tests.engine.reference import exact_buckets, result_buckets
 
 # One connection for every example (setup is the cost), one thread (tiny inputs).
@@ -244,7 +245,7 @@ def check_cycle(inputs: CycleInputs, policy: PolicyParams, result: CycleResult) 
 
 
 @settings(
-    max_examples=1000,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -254,10 +255,8 @@ def test_cycle_conserves_money_and_lands_within_one_unit_of_exact(cycle):
     check_cycle(inputs, policy, run(inputs, policy))
 
 
-# Each allocate() costs ~0.1 s of DuckDB statement overhead even on tiny frames, so the
-# two-run and n-run properties explore fewer examples than the one-run property above.
 @settings(
-    max_examples=150,
+    max_examples=examples(),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -270,7 +269,7 @@ def test_input_row_order_changes_nothing_and_runs_repeat_exactly(cycle, seed):
 
 
 @settings(
-    max_examples=100,
+    max_examples=examples(),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
