@@ -37,6 +37,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -379,10 +380,15 @@ def main() -> None:
     if declaration is None or declaration.status != "accepted":
         raise SystemExit(f"FAILED: {declaration and declaration.message}")
 
-    floor_file = os.path.join(workdir, "floor.txt")
-    _in_child(pyarrow_floor, path, floor_file)
-    floor, floor_rows = Path(floor_file).read_text().split()
-    floor = float(floor)
+    # The floor is timed three times (each in a fresh process) and its median taken: one
+    # pyarrow parse of the file varied from 0.72 to 0.99 s on the same quiet machine.
+    floors = []
+    for attempt in range(3):
+        floor_file = os.path.join(workdir, f"floor-{attempt}.txt")
+        _in_child(pyarrow_floor, path, floor_file)
+        seconds, floor_rows = Path(floor_file).read_text().split()
+        floors.append(float(seconds))
+    floor = statistics.median(floors)
 
     lines = declaration.lines
     print(f"\nDeclaration {declaration.pk}: {declaration.message}")
@@ -401,7 +407,10 @@ def main() -> None:
         print(f"  {stage:<13} {seconds:8.2f} {rate:12,.0f}{note}")
     print(f"  {'total':<13} {total:8.2f} {lines / total:12,.0f}   (target < 15 s)")
     print(f"\n  filing (stream the file into storage)  {stored:.2f} s, not in the total")
-    print(f"  pyarrow alone parses the file in       {floor:.2f} s ({int(floor_rows):,} rows)")
+    print(
+        f"  pyarrow alone parses the file in       {floor:.2f} s ({int(floor_rows):,} rows; "
+        f"median of {', '.join(f'{f:.2f}' for f in floors)})"
+    )
     print(f"  total / pyarrow floor                  {total / floor:.1f}x (goal <= 10x)")
     print(f"  peak RSS                               {peak:,.0f} MB (target < 1,500)")
 
