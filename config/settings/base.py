@@ -192,6 +192,14 @@ CELERY_TASK_IGNORE_RESULT = True  # the database is the source of truth, never a
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60}
 CELERY_TIMEZONE = TIME_ZONE
+# Licensing job sweeps (catalogue imports, declarations): a job still waiting this long after
+# it was filed lost its Celery message; one running this long after its claim lost its worker
+# (SIGKILL, OOM, a lost machine). Both are enqueued again; a run's claim makes a duplicate
+# harmless. The running ages must exceed the longest real run.
+CATALOGUE_IMPORT_PENDING_SECONDS = env_int("CATALOGUE_IMPORT_PENDING_SECONDS", default=600)
+CATALOGUE_IMPORT_RUNNING_SECONDS = env_int("CATALOGUE_IMPORT_RUNNING_SECONDS", default=7200)
+DECLARATION_SUBMITTED_SECONDS = env_int("DECLARATION_SUBMITTED_SECONDS", default=600)
+DECLARATION_PROCESSING_SECONDS = env_int("DECLARATION_PROCESSING_SECONDS", default=3600)
 # Sweepers (run `celery -A config beat` beside the workers): the database is the source of
 # truth, and these re-drive whatever a lost message or a crashed worker left behind.
 CELERY_BEAT_SCHEDULE = {

@@ -43,12 +43,13 @@ import pyarrow.csv as pa_csv
 from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.scoping import Caller
 from accounts.services import audit_record
+from config import failpoints
 from config.errors import PermissionError_
 from licensing.errors import ImportFileError, LicensingError
 from licensing.identifiers import IdentifierError, normalise
@@ -370,12 +371,19 @@ def _accept(declaration: UsageDeclaration) -> UsageDeclaration | None:
 def declarations_sweep(
     *,
     now: dt.datetime | None = None,
-    submitted_after: dt.timedelta = dt.timedelta(minutes=10),
-    processing_after: dt.timedelta = dt.timedelta(hours=1),
+    submitted_after: dt.timedelta | None = None,
+    processing_after: dt.timedelta | None = None,
 ) -> int:
     """Re-drive declarations a lost message or a stopped worker left behind (see
-    `licensing.services.jobs`); returns how many were enqueued. Nil declarations never run."""
+    `licensing.services.jobs`); returns how many were enqueued. Nil declarations never run.
+    The ages default to the settings DECLARATION_SUBMITTED_SECONDS and
+    DECLARATION_PROCESSING_SECONDS."""
     from licensing.tasks import declaration_process_task
+
+    if submitted_after is None:
+        submitted_after = dt.timedelta(seconds=settings.DECLARATION_SUBMITTED_SECONDS)
+    if processing_after is None:
+        processing_after = dt.timedelta(seconds=settings.DECLARATION_PROCESSING_SECONDS)
 
     return jobs_sweep(
         model=UsageDeclaration,
@@ -389,14 +397,28 @@ def declarations_sweep(
     )
 
 
+class _ClaimLost(Exception):
+    """The sweeper gave this run's declaration to another worker (this one was taken for
+    dead): write nothing, record nothing."""
+
+
 class _Progress:
-    def __init__(self, declaration_id: int, on_progress: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        declaration_id: int,
+        on_progress: ProgressCallback | None,
+        claimed_at: dt.datetime | None = None,
+    ) -> None:
         self.declaration_id = declaration_id
         self.on_progress = on_progress
+        self.claimed_at = claimed_at
         self.timings: dict[str, float] = {}
 
     def __call__(self, stage: str, percent: int) -> None:
-        UsageDeclaration.objects.filter(pk=self.declaration_id).update(stage=stage, percent=percent)
+        rows = UsageDeclaration.objects.filter(pk=self.declaration_id)
+        if self.claimed_at is not None:  # a requeued run's progress is not ours
+            rows = rows.filter(started_at=self.claimed_at)
+        rows.update(stage=stage, percent=percent)
         if self.on_progress is not None:
             self.on_progress(stage, percent)
 
@@ -408,23 +430,35 @@ def declaration_process(
 
     Claims it first (submitted -> processing in one conditional UPDATE): if another worker has
     it, or it ran already, returns None and does nothing, so a duplicated task is harmless.
+    The claim's time is its token: a worker the sweeper took for dead (the declaration
+    requeued and claimed again) finds the token changed when it comes to write, and stops
+    without writing or recording anything. A lost database connection (a restart, a
+    fail-over) puts the declaration back to submitted for the sweeper instead of rejecting it.
     """
+    failpoints.hit("declaration.before_claim", declaration_id)
+    claimed_at = timezone.now()
     claimed = UsageDeclaration.objects.filter(
         pk=declaration_id, status=DeclarationStatus.SUBMITTED
-    ).update(
-        status=DeclarationStatus.PROCESSING, started_at=timezone.now(), stage="reading", percent=0
-    )
+    ).update(status=DeclarationStatus.PROCESSING, started_at=claimed_at, stage="reading", percent=0)
     if not claimed:
         logger.info("declaration %s: not submitted any more, nothing to do", declaration_id)
         return None
+    failpoints.hit("declaration.after_claim", declaration_id)
     declaration = UsageDeclaration.objects.select_related("licence__licensee").get(
         pk=declaration_id
     )
-    progress = _Progress(declaration.pk, on_progress)
+    progress = _Progress(declaration.pk, on_progress, claimed_at)
     try:
-        _process(declaration, progress)
+        _process(declaration, progress, claimed_at)
+    except _ClaimLost:
+        logger.warning("declaration %s: requeued while this run was alive; stopped", declaration.pk)
+        return None
     except DeclarationRejected as rejected:
-        _finish_rejected(declaration, rejected)
+        _finish_rejected(declaration, rejected, claimed_at)
+    except (OperationalError, InterfaceError):
+        logger.warning("declaration %s: database connection lost", declaration.pk, exc_info=True)
+        _requeue_after_database_error(declaration.pk, claimed_at)
+        raise
     except Exception:
         logger.exception("declaration %s failed unexpectedly", declaration.pk)
         _finish_rejected(
@@ -433,13 +467,33 @@ def declaration_process(
                 "The declaration could not be processed because of an internal error; nothing "
                 "was recorded. File it again later, or contact the society."
             ),
+            claimed_at,
         )
         raise
     declaration.refresh_from_db()
     return declaration
 
 
-def _process(declaration: UsageDeclaration, progress: _Progress) -> None:
+def _requeue_after_database_error(declaration_id: int, claimed_at: dt.datetime) -> None:
+    """Nothing of the run was committed (one write transaction): back to submitted, so the
+    sweeper processes it again once the database answers. If it still does not, the
+    declaration stays processing and the sweeper requeues it after
+    DECLARATION_PROCESSING_SECONDS."""
+    if not connection.in_atomic_block:  # (a caller's transaction is the caller's to end)
+        connection.close()  # the broken connection; the next query opens a new one
+    try:
+        UsageDeclaration.objects.filter(
+            pk=declaration_id, status=DeclarationStatus.PROCESSING, started_at=claimed_at
+        ).update(
+            status=DeclarationStatus.SUBMITTED,
+            stage="requeued after a database error",
+            percent=0,
+        )
+    except DatabaseError:
+        logger.warning("declaration %s: database still unreachable", declaration_id)
+
+
+def _process(declaration: UsageDeclaration, progress: _Progress, claimed_at: dt.datetime) -> None:
     if declaration.file_size > declaration_max_bytes():
         raise DeclarationRejected("The file is larger than the limit.")
     timings: dict[str, float] = {}
@@ -468,14 +522,23 @@ def _process(declaration: UsageDeclaration, progress: _Progress) -> None:
             max_inflated_bytes=declaration_max_inflated_bytes(),
         )
     timings.update(result.timings)
+    failpoints.hit("declaration.mid", declaration.pk)
     progress("writing", 85)
     started = time.perf_counter()
     with transaction.atomic():
         Licence.objects.select_for_update().filter(pk=declaration.licence_id).first()
+        claim_held = (
+            UsageDeclaration.objects.select_for_update()
+            .filter(pk=declaration.pk, status=DeclarationStatus.PROCESSING, started_at=claimed_at)
+            .exists()
+        )
+        if not claim_held:
+            raise _ClaimLost
         with connection.cursor() as cursor:
             declaration_aggregates_store(
                 cursor, declaration_id=declaration.pk, result=result, works_exported=exported[0]
             )
+        failpoints.hit("declaration.after_write", declaration.pk)  # not yet accepted
         _finish_accepted(declaration, result, timings)
     timings["write"] = time.perf_counter() - started
     UsageDeclaration.objects.filter(pk=declaration.pk).update(
@@ -783,10 +846,20 @@ def _error_report(rejected: DeclarationRejected) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def _finish_rejected(declaration: UsageDeclaration, rejected: DeclarationRejected) -> None:
-    """Record the rejection (outside any rolled-back transaction); no aggregate exists."""
+def _finish_rejected(
+    declaration: UsageDeclaration,
+    rejected: DeclarationRejected,
+    claimed_at: dt.datetime | None = None,
+) -> None:
+    """Record the rejection (outside any rolled-back transaction); no aggregate exists. Only
+    if the declaration is still this run's (``claimed_at``: its claim)."""
     with transaction.atomic():
         declaration.refresh_from_db()
+        if claimed_at is not None and (
+            declaration.status != DeclarationStatus.PROCESSING
+            or declaration.started_at != claimed_at
+        ):
+            return  # requeued and claimed by another run meanwhile: its outcome, not ours
         if len(rejected.errors):
             declaration.error_report.save(
                 f"declaration-{declaration.pk}-errors.csv",

@@ -24,12 +24,21 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 from accounts.models import Organisation, OrganisationKind
 from accounts.scoping import Caller
 from accounts.services import audit_record
+from config import failpoints
 from licensing.errors import ImportFileError, LicensingError
 from licensing.importing.reader import FileProblem, catalogue_file_read, sniff_format
 from licensing.importing.report import error_report_csv
@@ -165,13 +174,18 @@ def catalogue_import_start(
 def catalogue_imports_sweep(
     *,
     now: datetime | None = None,
-    pending_after: timedelta = timedelta(minutes=10),
-    running_after: timedelta = timedelta(hours=2),
+    pending_after: timedelta | None = None,
+    running_after: timedelta | None = None,
 ) -> int:
     """Re-drive import jobs a lost message or a stopped worker left behind (see
-    `licensing.services.jobs`); returns how many were enqueued."""
+    `licensing.services.jobs`); returns how many were enqueued. The ages default to the
+    settings CATALOGUE_IMPORT_PENDING_SECONDS and CATALOGUE_IMPORT_RUNNING_SECONDS."""
     from licensing.tasks import catalogue_import_run_task
 
+    if pending_after is None:
+        pending_after = timedelta(seconds=settings.CATALOGUE_IMPORT_PENDING_SECONDS)
+    if running_after is None:
+        running_after = timedelta(seconds=settings.CATALOGUE_IMPORT_RUNNING_SECONDS)
     return jobs_sweep(
         model=CatalogueImport,
         waiting=JobStatus.PENDING,
@@ -198,9 +212,12 @@ class _Progress:
     would wait for the first, so progress jumps at the end there.
     """
 
-    def __init__(self, job_id: int, on_progress: ProgressCallback | None) -> None:
+    def __init__(
+        self, job_id: int, on_progress: ProgressCallback | None, claimed_at: datetime | None = None
+    ) -> None:
         self.job_id = job_id
         self.on_progress = on_progress
+        self.claimed_at = claimed_at
         self.writing = False
         self.stage = ""
         self.stage_started = time.perf_counter()
@@ -225,7 +242,10 @@ class _Progress:
             if rows_done is not None:
                 fields["rows_done"] = rows_done
             if not self.writing:
-                CatalogueImport.objects.filter(pk=self.job_id).update(**fields)
+                rows = CatalogueImport.objects.filter(pk=self.job_id)
+                if self.claimed_at is not None:  # a requeued run's progress is not ours
+                    rows = rows.filter(started_at=self.claimed_at)
+                rows.update(**fields)
             elif connection.vendor == "postgresql":
                 self._side_update(fields)
         if self.on_progress is not None:
@@ -260,6 +280,11 @@ class _Progress:
 # --------------------------------------------------------------------------------------------
 
 
+class _ClaimLost(Exception):
+    """The sweeper gave this run's job to another worker (this one was taken for dead):
+    write nothing, record nothing."""
+
+
 class _Refused(Exception):
     """The job ends as failed with this message (and whatever errors were found)."""
 
@@ -276,20 +301,34 @@ def catalogue_import_run(
 
     Claims the job first (pending -> running in one conditional UPDATE): if another worker
     has it, or it ran already, this returns None and does nothing, so a retried or duplicated
-    task is harmless. ``on_progress(stage, percent, rows_done)`` is called as it goes.
+    task is harmless. The claim's time is its token: a worker the sweeper took for dead
+    (its job requeued and claimed again) finds the token changed when it comes to write, and
+    stops without writing or recording anything. A lost database connection (a restart, a
+    fail-over) puts the job back to pending for the sweeper instead of failing it.
+    ``on_progress(stage, percent, rows_done)`` is called as it goes.
     """
+    failpoints.hit("import.before_claim", import_id)
+    claimed_at = timezone.now()
     claimed = CatalogueImport.objects.filter(pk=import_id, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), stage="reading", percent=0
+        status=JobStatus.RUNNING, started_at=claimed_at, stage="reading", percent=0
     )
     if not claimed:
         logger.info("catalogue import %s: not pending any more, nothing to do", import_id)
         return None
+    failpoints.hit("import.after_claim", import_id)
     job = CatalogueImport.objects.select_related("catalogue__owner", "created_by").get(pk=import_id)
-    progress = _Progress(job.pk, on_progress)
+    progress = _Progress(job.pk, on_progress, claimed_at)
     try:
-        _run(job, progress)
+        _run(job, progress, claimed_at)
+    except _ClaimLost:
+        logger.warning("catalogue import %s: requeued while this run was alive; stopped", job.pk)
+        return None
     except _Refused as refused:
-        _finish_failed(job, refused.message, refused.validation)
+        _finish_failed(job, refused.message, refused.validation, claimed_at)
+    except (OperationalError, InterfaceError):
+        logger.warning("catalogue import %s: database connection lost", job.pk, exc_info=True)
+        _requeue_after_database_error(job.pk, claimed_at)
+        raise
     except Exception:
         logger.exception("catalogue import %s failed unexpectedly", job.pk)
         _finish_failed(
@@ -297,6 +336,7 @@ def catalogue_import_run(
             "The import failed because of an internal error; nothing was written. "
             "Try again later, or contact the society if it keeps failing.",
             None,
+            claimed_at,
         )
         raise
     finally:
@@ -313,6 +353,30 @@ def catalogue_import_run(
     return job
 
 
+def _requeue_after_database_error(job_id: int, claimed_at: datetime) -> None:
+    """Nothing of the run was committed (one write transaction): back to pending, so the
+    sweeper runs it again once the database answers. If it still does not, the job stays
+    running and the sweeper requeues it after CATALOGUE_IMPORT_RUNNING_SECONDS."""
+    if not connection.in_atomic_block:  # (a caller's transaction is the caller's to end)
+        connection.close()  # the broken connection; the next query opens a new one
+    try:
+        CatalogueImport.objects.filter(
+            pk=job_id, status=JobStatus.RUNNING, started_at=claimed_at
+        ).update(status=JobStatus.PENDING, stage="requeued after a database error", percent=0)
+    except DatabaseError:
+        logger.warning("catalogue import %s: database still unreachable", job_id)
+
+
+def _claim_held(job_id: int, claimed_at: datetime) -> bool:
+    """Is the job still this run's? Locks its row until the caller's transaction ends, so
+    call it last: the progress written meanwhile through the side connection would wait."""
+    return bool(
+        CatalogueImport.objects.filter(
+            pk=job_id, status=JobStatus.RUNNING, started_at=claimed_at
+        ).update(stage="finishing")
+    )
+
+
 def _source(job: CatalogueImport):
     try:
         return job.file.path  # local storage: pyarrow reads the path natively, fastest
@@ -320,7 +384,7 @@ def _source(job: CatalogueImport):
         return job.file.open("rb")
 
 
-def _run(job: CatalogueImport, progress: _Progress) -> None:
+def _run(job: CatalogueImport, progress: _Progress, claimed_at: datetime) -> None:
     catalogue = job.catalogue
     progress("reading", 1)
     if job.file_size > _max_bytes():
@@ -368,6 +432,7 @@ def _run(job: CatalogueImport, progress: _Progress) -> None:
             validation,
         )
 
+    failpoints.hit("import.mid", job.pk)
     progress.writing = True
     try:
         with transaction.atomic():
@@ -388,6 +453,9 @@ def _run(job: CatalogueImport, progress: _Progress) -> None:
                 progress("checking conflicts", 92, validation.rows_total)
                 opened = _conflicts_detect(cursor, catalogue_id=catalogue.pk, counts=counts)
                 staging_drop(cursor)
+            failpoints.hit("import.after_write", job.pk)  # written, the job not yet succeeded
+            if not _claim_held(job.pk, claimed_at):
+                raise _ClaimLost  # rolls the write back: the run that has the job writes it
             logger.info(
                 "catalogue import %s write steps: %s",
                 job.pk,
@@ -517,13 +585,23 @@ def _finish_succeeded(
     )
 
 
-def _finish_failed(job: CatalogueImport, message: str, validation: Validation | None) -> None:
-    """Record the failure (outside any rolled-back transaction)."""
+def _finish_failed(
+    job: CatalogueImport,
+    message: str,
+    validation: Validation | None,
+    claimed_at: datetime | None = None,
+) -> None:
+    """Record the failure (outside any rolled-back transaction), if the job is still this
+    run's (``claimed_at``: its claim)."""
     with transaction.atomic():
         try:
             job.refresh_from_db()
         except CatalogueImport.DoesNotExist:  # its catalogue was deleted meanwhile
             return
+        if claimed_at is not None and (
+            job.status != JobStatus.RUNNING or job.started_at != claimed_at
+        ):
+            return  # requeued and claimed by another run meanwhile: its outcome, not ours
         _report_save(job, validation)
         job.status = JobStatus.FAILED
         job.stage = "failed"

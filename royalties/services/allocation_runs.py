@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from config.bulk import table_read, table_write
@@ -192,19 +192,23 @@ def allocation_run_map(*, run_id: int, index: int) -> None:
             releases=empty_frame("releases"),
         )
         partial = allocate_map(inputs, cycles._params(run.cycle.policy), donors=part.donor_ids)
-        # One transaction: claim the partition (a redelivered task finds it done), write its
-        # partials, then count it on the run, whose row lock makes one task the last.
+        # One transaction, under the run's row lock (which serialises every delivery of every
+        # partition of the run, and makes one task the last): check the run is still mapping,
+        # claim the partition (a redelivered task finds it done), write its partials, count it.
+        # The claim is a plain UPDATE of the partition row taken after the lock: a join in it
+        # (`run__state=...`) would make it `id IN (subquery)`, which a second delivery waiting
+        # on the first one's row re-checks against its old snapshot, under READ COMMITTED,
+        # and so claimed as well (found by tests/royalties/test_allocation_faults.py).
         with transaction.atomic():
-            claimed = AllocationPartition.objects.filter(
-                pk=part.pk, done_at__isnull=True, run__state=AllocationRunState.MAPPING
-            ).update(done_at=timezone.now(), seconds=round(time.perf_counter() - started, 3))
-            if not claimed:  # done by another delivery of this task, or the run is over
-                return
-            partial_write(part.pk, partial)
             locked = AllocationRun.objects.select_for_update().get(pk=run_id)
             if locked.state != AllocationRunState.MAPPING:  # failed or superseded meanwhile
-                transaction.set_rollback(True)
                 return
+            claimed = AllocationPartition.objects.filter(pk=part.pk, done_at__isnull=True).update(
+                done_at=timezone.now(), seconds=round(time.perf_counter() - started, 3)
+            )
+            if not claimed:  # done by another delivery of this task
+                return
+            partial_write(part.pk, partial)
             done, total = locked.partitions_done + 1, locked.partitions
             last = done == total
             AllocationRun.objects.filter(pk=run_id).update(
@@ -218,6 +222,9 @@ def allocation_run_map(*, run_id: int, index: int) -> None:
             f"allocating: {done} of {total} partitions",
             low + (high - low) * done // total,
         )
+    except (OperationalError, InterfaceError):
+        _database_lost(run_id)
+        return
     except Exception as exc:
         allocation_run_fail(run_id=run_id, exc=exc)
         return
@@ -413,6 +420,9 @@ def allocation_run_reduce(*, run_id: int) -> None:
             timings=timings,
             started=started,
         )
+    except (OperationalError, InterfaceError):
+        _database_lost(run_id)
+        return
     except Exception as exc:
         allocation_run_fail(run_id=run_id, exc=exc)
         return
@@ -427,6 +437,15 @@ def allocation_run_reduce(*, run_id: int) -> None:
     # The partials were scratch: the allocation is the truth now.
     AllocationPartial.objects.filter(partition__run_id=run_id).delete()
     AllocationPartialLicence.objects.filter(partition__run_id=run_id).delete()
+
+
+def _database_lost(run_id: int) -> None:
+    """A task lost its database connection (a restart, a failover): nothing of its
+    transaction was committed, so the run stays as it was and the sweeper enqueues the task
+    again after ALLOCATION_STUCK_SECONDS, instead of failing the whole allocation."""
+    logger.warning("allocation run %s: database connection lost; left to the sweeper", run_id)
+    if not connection.in_atomic_block:
+        connection.close()  # the broken connection; the next query opens a new one
 
 
 def allocation_run_fail(*, run_id: int, exc: BaseException) -> None:
@@ -445,11 +464,33 @@ def allocation_run_fail(*, run_id: int, exc: BaseException) -> None:
 def allocation_runs_sweep() -> int:
     """Re-enqueue the tasks of runs that made no progress for ALLOCATION_STUCK_SECONDS (a
     worker lost between a commit and an enqueue, or a task lost by the broker). Duplicates
-    are harmless: a partition is mapped once, a run reduced once. Returns the runs touched."""
-    from royalties.tasks import cycle_allocate_map_task, cycle_allocate_reduce_task
+    are harmless: a partition is mapped once, a run reduced once. Also re-enqueues the
+    allocation task of a cycle left `allocating` with no run under way and no progress for as
+    long (the task killed or its message lost before a run existed, or in the one-task
+    allocation): it does nothing unless the cycle is still allocating, and an allocation is
+    stored only while it is (under the cycle's row lock), so a duplicate is harmless too.
+    Returns the runs and cycles touched."""
+    from royalties.tasks import (
+        cycle_allocate_map_task,
+        cycle_allocate_reduce_task,
+        cycle_allocate_task,
+    )
 
-    stale = timezone.now() - timedelta(seconds=settings.ALLOCATION_STUCK_SECONDS)
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.ALLOCATION_STUCK_SECONDS)
     touched = 0
+    lost = (
+        Cycle.objects.filter(status=CycleStatus.ALLOCATING, updated_at__lt=stale)
+        .exclude(allocation_runs__state__in=ACTIVE)
+        .values_list("pk", flat=True)
+    )
+    for cycle_id in list(lost):
+        if Cycle.objects.filter(
+            pk=cycle_id, status=CycleStatus.ALLOCATING, updated_at__lt=stale
+        ).update(updated_at=now, stage="allocating again (the task was lost)"):
+            logger.warning("allocation of cycle %s was lost; enqueued again", cycle_id)
+            cycle_allocate_task.delay(cycle_id)
+            touched += 1
     for run in AllocationRun.objects.filter(
         state__in=ACTIVE, updated_at__lt=stale, cycle__status=CycleStatus.ALLOCATING
     ):

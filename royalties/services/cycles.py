@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pyarrow as pa
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -336,6 +336,14 @@ def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
             timings=timings,
             started=started,
         )
+    except (OperationalError, InterfaceError):
+        # The database went away (a restart, a failover): nothing was stored, the cycle is
+        # still allocating, and `allocation_runs_sweep` enqueues this task again once the
+        # cycle has made no progress for ALLOCATION_STUCK_SECONDS.
+        logger.warning("allocation of cycle %s lost its database connection", cycle_id)
+        if not connection.in_atomic_block:
+            connection.close()
+        return None
     except Exception as exc:
         cycle_allocation_fail(cycle_id=cycle_id, exc=exc)
     return Cycle.objects.get(pk=cycle_id)

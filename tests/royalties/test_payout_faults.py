@@ -43,23 +43,17 @@ A failing run names its seed; `BLANKET_FAULT_SEEDS=1005,5102 pytest ...` replays
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import random
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from accounts.models import OrganisationKind
 from licensing.models import Licence
@@ -75,11 +69,23 @@ from royalties.models import (
 )
 from royalties.services import payouts, reconciliation
 from royalties.services.ledger import ledger_trial_balance
-from tests.conftest import _persona, skip_or_fail
+from tests.conftest import _persona
+from tests.faults_support import (  # shared with the other fault tests and bench/faults.py
+    Clock,
+    Workers,
+    isbn13,
+    private_redis_server,
+    seeded,
+)
+from tests.faults_support import broker as _broker
+from tests.faults_support import eager as _eager
+from tests.faults_support import require_services as _require_services
+from tests.faults_support import seeds as _seeds
+from tests.faults_support import workers_ready as _workers_ready
 from tests.licensing.factories import catalogue_for, work_in
 from tests.royalties import cycles_support as cs
 from tests.royalties import payouts_support as ps
-from tests.services import broker_reachable, start_worker, wait_for
+from tests.services import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -95,21 +101,6 @@ BEAT_SECONDS = 0.25
 RUN_TIMEOUT = 90.0
 TERMINAL = {PayoutStatus.PAID, PayoutStatus.HELD}
 TASK_LINE = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (\w+)")
-
-
-def _seeds(base: int, count: int) -> list[int]:
-    only = os.environ.get("BLANKET_FAULT_SEEDS", "").strip()
-    seeds = [base + i for i in range(count)]
-    if only:
-        wanted = {int(s) for s in only.split(",") if s.strip()}
-        seeds = [s for s in seeds if s in wanted]
-    return seeds
-
-
-def isbn13(n: int) -> str:
-    body = f"978{n:09d}"
-    check = (10 - sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(body)) % 10) % 10
-    return body + str(check)
 
 
 # --- services: the local Stripe for two processes, workers, a private Redis -------------------
@@ -134,154 +125,6 @@ def fault_stripe(local_stripe, settings):
 def _services_first():
     """Skip (locally) or fail (CI) before building anything when the services are missing."""
     _require_services()
-
-
-def _require_services() -> None:
-    if connection.vendor != "postgresql":
-        skip_or_fail("workers in other processes need a shared database: set DATABASE_URL")
-    if not settings.CELERY_BROKER_URL:
-        skip_or_fail("CELERY_BROKER_URL is not set: no real broker to run workers on")
-    if not broker_reachable(settings.CELERY_BROKER_URL):
-        skip_or_fail(f"the broker at {settings.CELERY_BROKER_URL} does not answer")
-
-
-@contextlib.contextmanager
-def _broker(url: str) -> Iterator[None]:
-    """This process's Celery app publishes to `url`, and not eagerly, for the block."""
-    from config.celery import app
-
-    saved = (app.conf.task_always_eager, app.conf.task_default_queue, app.conf.broker_url)
-    saved_env = os.environ.get("CELERY_BROKER_URL")  # Celery reads it before its own setting
-
-    def reset_pools():  # kombu keeps a pool per broker address: forget ours, not close it
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    app.conf.broker_url = os.environ["CELERY_BROKER_URL"] = url
-    reset_pools()
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_default_queue, app.conf.broker_url = saved
-        if saved_env is None:
-            os.environ.pop("CELERY_BROKER_URL", None)
-        else:
-            os.environ["CELERY_BROKER_URL"] = saved_env
-        reset_pools()
-
-
-@contextlib.contextmanager
-def _eager() -> Iterator[None]:
-    """Tasks run in this process (building a cycle: declarations, allocation)."""
-    from config.celery import app
-
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager = saved
-
-
-class Workers:
-    """Two solo workers on one queue; a dead one is replaced at once (as systemd would)."""
-
-    def __init__(self, *, broker_url: str, env: dict[str, str], count: int = 2):
-        self.queue = f"blanket-faults-{uuid.uuid4().hex[:10]}"
-        self.failpoints = Path(env["BLANKET_FAILPOINT_DIR"])
-        self.env = {**env, "CELERY_BROKER_URL": broker_url}
-        self.count = count
-        self.processes: list[subprocess.Popen] = []
-        self.logs: dict[int, Path] = {}  # pid -> the worker's own log
-        self.deaths: list[tuple[int, int]] = []  # (pid, return code)
-        self.started = 0
-
-    def start(self) -> Workers:
-        from config.celery import app
-
-        app.conf.task_default_queue = self.queue
-        app.conf.task_always_eager = False
-        while len(self.processes) < self.count:
-            self.started += 1
-            log = self.failpoints / f"worker-{self.started}.log"
-            args = ("-n", f"w{self.started}.{self.queue}@faults", f"--logfile={log}")
-            process = start_worker(self.queue, self.env, args=args, log_mode="a")
-            self.processes.append(process)
-            self.logs[process.pid] = log
-        return self
-
-    def idle(self) -> bool:
-        """No live worker holds a task: each one's log shows every task it received as
-        finished. (A settled run may still have an attempt in flight, e.g. a worker between
-        the SDK's retries: exactly what a duplicate transfer would come from. A solo worker
-        cannot answer remote control while it runs a task, hence the logs.)"""
-        for process in self.processes:
-            if process.poll() is not None:
-                continue
-            log = self.logs[process.pid]
-            text = log.read_text(errors="replace") if log.exists() else ""
-            received, finished = set(), set()
-            for task_id, verb in TASK_LINE.findall(text):
-                (received if verb == "received" else finished).add(task_id)
-            if received - finished:
-                return False
-        return True
-
-    def revive(self) -> None:
-        """Replace every worker that died."""
-        alive = []
-        for process in self.processes:
-            code = process.poll()
-            if code is None:
-                alive.append(process)
-            else:
-                self.deaths.append((process.pid, code))
-        self.processes = alive
-        self.start()
-
-    def died_of_sigkill(self, pid: int) -> bool:
-        self.revive()
-        return (pid, -signal.SIGKILL) in self.deaths
-
-    def signal_all(self, sig: int) -> None:
-        for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, sig)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.processes = []
-        self.purge()
-
-    def purge(self) -> None:
-        """Leave nothing of this queue in the (shared) broker: the queue, its bindings, the
-        remote-control bindings and the unacknowledged messages of the killed workers."""
-        import json
-
-        import redis
-
-        client = redis.Redis.from_url(self.env["CELERY_BROKER_URL"], socket_connect_timeout=2)
-        try:
-            client.delete(
-                self.queue, f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}"
-            )
-            for member in client.smembers("_kombu.binding.celery.pidbox"):
-                if self.queue.encode() in member:  # remote control of our (dead) workers
-                    client.srem("_kombu.binding.celery.pidbox", member)
-            for tag, raw in client.hscan_iter("unacked"):
-                with contextlib.suppress(ValueError, TypeError, IndexError):
-                    if json.loads(raw)[2] == self.queue:
-                        client.hdel("unacked", tag)
-                        client.zrem("unacked_index", tag)
-        except redis.RedisError:
-            pass  # a private Redis already gone
 
 
 def _worker_env(local_stripe, failpoint_dir: Path, **extra: str) -> dict[str, str]:
@@ -310,54 +153,10 @@ def workers(fault_stripe, tmp_path, django_db_blocker):
         pool.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A throw-away redis-server (no persistence: a kill loses every message)."""
-
-    def __init__(self, binary: str):
-        self.binary = binary
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: broker_reachable(self.url), timeout=15, what="redis-server to start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no save, no goodbye
-        self.process.wait(timeout=10)
-
-    def queued(self, queue: str) -> int:
-        import redis
-
-        return int(redis.Redis.from_url(self.url).llen(queue))
-
-
 @pytest.fixture
 def private_redis():
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_or_fail("no redis-server binary to start a private Redis for the drop test")
-    server = PrivateRedis(binary)
-    server.start()
-    yield server
-    if server.process and server.process.poll() is None:
-        server.process.kill()
-        server.process.wait(timeout=10)
+    with private_redis_server() as server:
+        yield server
 
 
 # --- the scenario: holders, one long licence, a fresh approved cycle per run -------------------
@@ -522,28 +321,6 @@ def assert_exactly_once(cycle: Cycle, control) -> dict[str, int]:
     return by_status
 
 
-class Clock:
-    """Per-phase timings of a run, printed (shown with -s or with a failure's output)."""
-
-    def __init__(self):
-        self.last = time.monotonic()
-
-    def lap(self, what: str) -> None:
-        now = time.monotonic()
-        print(f"  {what} {now - self.last:.2f}s")
-        self.last = now
-
-
-@contextlib.contextmanager
-def seeded(seed: int, what: str) -> Iterator[random.Random]:
-    print(f"--- {what} seed={seed}")
-    try:
-        yield random.Random(seed)
-    except BaseException as exc:
-        exc.add_note(f"{what}: reproduce with BLANKET_FAULT_SEEDS={seed}")
-        raise
-
-
 # --- the tests --------------------------------------------------------------------------------
 
 
@@ -645,16 +422,6 @@ def test_redis_dropped_mid_run_loses_the_messages_and_the_sweeper_recovers_them(
         finally:
             pool.signal_all(signal.SIGCONT)
             pool.stop()
-
-
-def _workers_ready(pool: Workers, server: PrivateRedis) -> bool:
-    """Both workers are consuming (kombu's Redis transport registers a binding per queue)."""
-    import redis
-
-    client = redis.Redis.from_url(server.url)
-    return len(client.client_list()) >= 1 + len(pool.processes) and bool(
-        client.smembers(f"_kombu.binding.{pool.queue}")
-    )
 
 
 # (path, method, status, after_effect): Stripe failing on the transfer, on the look-up by
