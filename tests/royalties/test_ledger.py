@@ -126,6 +126,42 @@ def test_posted_rows_cannot_be_updated_or_deleted_bypassing_the_orm():
 
 @pytest.mark.services
 @pytest.mark.django_db
+def test_postgresql_checks_an_entry_again_when_a_posting_is_added_after_its_check():
+    """The trigger checks each entry once (migration 0006) and remembers the highest posting
+    it summed: a posting added to the same entry later in the transaction is checked again
+    with all of them, so the entry cannot be unbalanced after its first check."""
+    if connection.vendor != "postgresql":
+        skip_or_fail("the deferred balance trigger is PostgreSQL's: set DATABASE_URL")
+    cash, deferred, _ = _accounts()
+    with (
+        pytest.raises(DatabaseError, match="does not balance in EUR \\(off by 7\\)"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO royalties_journalentry (idempotency_key, source_type, source_id, "
+            "description, effective_date, posted_at) VALUES ('raw-twice', 'test', '1', 'raw', "
+            "'2026-11-25', now()) RETURNING id"
+        )
+        raw_id = cursor.fetchone()[0]
+        values = ", ".join(["(%s, %s, 1, 'EUR'), (%s, %s, -1, 'EUR')"] * 500)
+        cursor.execute(
+            "INSERT INTO royalties_posting (entry_id, account_id, amount_minor, currency) "
+            f"VALUES {values}",
+            [raw_id, cash.pk, raw_id, deferred.pk] * 500,
+        )
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # 1,000 postings: balanced, checked
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        cursor.execute(
+            "INSERT INTO royalties_posting (entry_id, account_id, amount_minor, currency) "
+            "VALUES (%s, %s, 7, 'EUR')",
+            [raw_id, cash.pk],
+        )
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what COMMIT would do
+
+
+@pytest.mark.services
+@pytest.mark.django_db
 def test_postgresql_refuses_an_unbalanced_entry_written_by_raw_sql():
     if connection.vendor != "postgresql":
         skip_or_fail("the deferred balance trigger is PostgreSQL's: set DATABASE_URL")
