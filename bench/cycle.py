@@ -635,11 +635,15 @@ class Probe:
 
         def table_of(sql: str) -> str:
             if "declarationunmatched" in sql:
-                return "usage (work rows + unmatched rows)"
+                return "usage (unmatched and reserved identifier rows)"
             words = sql.replace("(", " ").split()
             return words[words.index("FROM") + 1] if "FROM" in words else "?"
 
         timed(selectors, "table_read", "load", lambda a, k: f"COPY TO {table_of(a[0])}", len)
+        timed(
+            selectors, "_pg_rows", "load",
+            lambda a, k: f"COPY TO (binary arrays) {table_of(a[0])}", len,
+        )  # fmt: skip
         timed(selectors, "_frame", "load", lambda a, k: "  Arrow -> pandas", len)
         timed(cycles, "licence_pools", "load", lambda a, k: "licence_pools (recognition)", len)
         timed(

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/engine.py                      # 300 licences, 5M usage rows, ...
     .venv/bin/python bench/engine.py --rows 500000 --works 100000 --holders 20000
+    .venv/bin/python bench/engine.py --inputs /tmp/inputs.pkl   # bench/cycle.py --dump-inputs
 
 Inputs are generated deterministically from `--seed` with numpy: Zipf-like work popularity,
 1-3 holders per work (a few works partly or not at all assigned), a few undeclared licences
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import resource
 import sys
 import time
@@ -172,20 +174,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fallback", choices=["proxy", "suspense"], default="proxy")
     parser.add_argument("--repeat", type=int, default=1, help="run allocate this many times")
+    parser.add_argument(
+        "--inputs",
+        metavar="PATH",
+        help="allocate the pickled (CycleInputs, PolicyParams) of bench/cycle.py --dump-inputs "
+        "instead of generating inputs",
+    )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    inputs, policy = generate(
-        works=args.works,
-        holders=args.holders,
-        licences=args.licences,
-        rows=args.rows,
-        seed=args.seed,
-        undeclared=args.undeclared,
-        fallback=args.fallback,
-    )
+    if args.inputs:
+        with open(args.inputs, "rb") as handle:
+            inputs, policy = pickle.load(handle)  # our own benchmark's dump
+    else:
+        inputs, policy = generate(
+            works=args.works,
+            holders=args.holders,
+            licences=args.licences,
+            rows=args.rows,
+            seed=args.seed,
+            undeclared=args.undeclared,
+            fallback=args.fallback,
+        )
     print(
-        f"generated in {time.perf_counter() - start:.2f}s: {len(inputs.licences):,} licences, "
+        f"{'loaded' if args.inputs else 'generated'} in {time.perf_counter() - start:.2f}s: "
+        f"{len(inputs.licences):,} licences, "
         f"{len(inputs.usage):,} usage rows, {len(inputs.works):,} works, "
         f"{len(inputs.shares):,} shares, {len(inputs.holders):,} holders, "
         f"{len(inputs.releases):,} releases (cpus: {os.cpu_count()})"

@@ -105,6 +105,14 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 
 PPM = 1_000_000  # a whole work, in parts per million
 BP = 10_000  # 100 %, in basis points
+# Pools whose total weight is below this are priced row by row in 64-bit numpy (exact).
+_EXACT_W = 2**53
+# The whole-share rows are summed in dense numpy arrays (one slot per work id and product)
+# while there are at most this many slots per usage row (plus a few million).
+_DENSE_SLOTS_PER_ROW = 4
+_DENSE_SLOTS_ANYWAY = 1 << 22
+# Usage frames longer than this are handed to DuckDB as Arrow.
+_ARROW_ROWS = 100_000
 
 # Suspense reasons (the `reason` column of `CycleResult.suspense`).
 NO_USAGE = "no_usage"
@@ -479,7 +487,7 @@ def _check_columns(inputs: CycleInputs) -> None:
 
 
 _INPUT_VIEWS = [f"e_{n}_in" for n in INPUT_COLUMNS] + ["e_fee_prod", "e_fee_media", "e_media_w"]
-_RELEASE_VIEWS = ["e_relc_in", "e_rels_in", "e_relp_in", "e_donors_in"]
+_RELEASE_VIEWS = ["e_relc_in", "e_rels_in", "e_relp_in", "e_donors_in", "e_priced_in"]
 _PARTIAL_VIEWS = [f"p_{n}_in" for n in PARTIAL_COLUMNS]
 _TABLES = [
     "e_fee",
@@ -503,6 +511,9 @@ _TABLES = [
     "e_rum",
     "e_c",
     "e_rest",
+    "e_m",
+    "e_un",
+    "e_lsum",
     "e_relc",
     "e_ch",
     "e_b",
@@ -604,7 +615,12 @@ class _Run:
         holders for the reduce; works for the map; shares for both (releases to a work)."""
         con, p = self.con, self.policy
         for name in INPUT_COLUMNS:
-            con.register(f"e_{name}_in", getattr(self.inputs, name))
+            frame = getattr(self.inputs, name)
+            if name == "usage" and len(frame) > _ARROW_ROWS:
+                # DuckDB scans millions of rows faster from Arrow than from pandas' nullable
+                # and string columns (the conversion shares the numpy buffers).
+                frame = pa.Table.from_pandas(frame, preserve_index=False)
+            con.register(f"e_{name}_in", frame)
         con.register("e_fee_prod", _mapping_frame(p.fee_bp_by_product, "product", "bp"))
         con.register("e_fee_media", _mapping_frame(p.fee_bp_by_media, "media_type", "bp"))
         con.register("e_media_w", _mapping_frame(p.media_weight_bp, "media_type", "weight_bp"))
@@ -703,20 +719,24 @@ class _Run:
               ON w.work_id = s.work_id AND s.share_ppm = w.hi
             WHERE w.n > 1 AND w.tot = {PPM} GROUP BY s.work_id"""
         )
-        # Shares with what step 5 needs of their work: is it one whole share, and is this the
-        # work's first holder (who carries the row's net once when rests are summed)?
+        # The shares step 5 splits row by row: those of works that are not one whole share
+        # (several shares, or less than the whole), with the work's first holder (who carries
+        # the row's net once when rests are summed) and whether the shares make a whole work.
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_shx AS
-            SELECT s.work_id, s.holder_id, s.share_ppm, w.n = 1 AND w.tot = {PPM} AS whole1,
-                   s.holder_id = w.first_holder AS first
-            FROM e_shr s JOIN e_ws w ON w.work_id = s.work_id"""
+            SELECT s.work_id, s.holder_id, s.share_ppm, s.holder_id = w.first_holder AS first,
+                   w.tot = {PPM} AS whole
+            FROM e_shr s JOIN e_ws w ON w.work_id = s.work_id
+            WHERE NOT (w.n = 1 AND w.tot = {PPM})"""
         )
-        # Works with their usage weight, media fee rate (or NULL), dispute flag and shares.
+        # Works with their usage weight, media fee rate (or NULL), dispute flag and shares;
+        # `h1`: the holder of a work's one whole share (NULL for any other work).
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_wrk AS SELECT
                  CAST(w.work_id AS BIGINT) AS work_id, CAST(w.disputed AS BOOLEAN) AS disputed,
                  CAST(coalesce(mw.weight_bp, {BP}) AS BIGINT) AS wbp,
-                 CAST(fm.bp AS BIGINT) AS mbp, ws.work_id IS NOT NULL AS has_shares
+                 CAST(fm.bp AS BIGINT) AS mbp, ws.work_id IS NOT NULL AS has_shares,
+                 CASE WHEN ws.n = 1 AND ws.tot = {PPM} THEN ws.first_holder END AS h1
                FROM e_works_in w LEFT JOIN e_media_w mw ON mw.media_type = w.media_type
                  LEFT JOIN e_fee_media fm ON fm.media_type = w.media_type
                  LEFT JOIN e_ws ws ON ws.work_id = CAST(w.work_id AS BIGINT)"""
@@ -790,7 +810,7 @@ class _Run:
                 AS route,
               false AS proxy,
               w.work_id IS NULL AS unknown_work, l.licence_id IS NULL AS unknown_licence,
-              u.reserved IS NULL AS no_reserved
+              u.reserved IS NULL AS no_reserved, w.h1
             FROM e_usage_in u LEFT JOIN e_wrk w ON w.work_id = u.work_id
               LEFT JOIN e_lic l ON l.licence_id = u.licence_id
             WHERE u.work_id IS NOT NULL"""
@@ -869,13 +889,13 @@ class _Run:
                 """INSERT INTO e_u
                 WITH donor AS (
                   SELECT l.product, u.work_id, u.route, sum(u.q) AS q, sum(u.wt) AS wt,
-                         any_value(u.bp) AS bp
+                         any_value(u.bp) AS bp, any_value(u.h1) AS h1
                   FROM e_u u JOIN e_lw l ON l.licence_id = u.licence_id
                   WHERE l.direct AND u.wt > 0 AND l.product IN (
                     SELECT product FROM e_pool WHERE proxy)
                   GROUP BY l.product, u.work_id, u.route)
                 SELECT p.pool_id, d.work_id, CAST(d.q * p.k AS BIGINT), CAST(d.wt AS BIGINT),
-                       d.bp, d.route, true, false, false, false
+                       d.bp, d.route, true, false, false, false, d.h1
                 FROM e_pool p JOIN donor d ON d.product = p.product WHERE p.proxy"""
             )
             self.sql(
@@ -897,7 +917,10 @@ class _Run:
         """Steps 3-5: pools over rows, fee per row, net to holders or suspense.
 
         Rows whose `licence_id` is not a pool id (the own rows of a proxied or fallen-back
-        licence) are not priced.
+        licence) are not priced. The split to holders is summed per (holder, work, product)
+        (`e_c`): a work's one whole share takes each row's net as it is, so its rows are
+        summed before the holder is attached; the other works' rows are split row by row
+        (each share's floor is per row) and summed after.
         """
         S, AMT = self.S, self.AMT
         # Weight per pool.
@@ -909,9 +932,88 @@ class _Run:
               SEMI JOIN e_pool p ON p.pool_id = x.licence_id
             GROUP BY x.licence_id"""
         )
-        # Step 3-4 per distinct (pool, weight, fee rate): a = floor(pool × S × wt / W) in
-        # 128 bits, fee = floor(a × bp / 10000) and net = a − fee, exact in AMT (the product
-        # a × bp is split as (a div 10⁴) × bp + (a mod 10⁴) × bp div 10⁴ so it never widens).
+        pools = self.con.execute(
+            f"""SELECT p.pool_id, p.pidx, p.pool_minor * CAST({S} AS HUGEINT), t.W
+            FROM e_pool p JOIN e_lt t ON t.pool_id = p.pool_id ORDER BY p.pool_id"""
+        ).fetchall()
+        # Per-licence sums of rows summed before `e_r` (`_price_rows`), for the fees and the
+        # licence breakdown: fee, net, rows and net routed to holders.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_lsum (licence_id BIGINT, fee {AMT}, net {AMT},
+                 k BIGINT, routed {AMT})"""
+        )
+        # Step 3-4 per row: a = floor(pool × S × wt / W), fee = floor(a × bp / 10000) and
+        # net = a − fee (the product a × bp split as (a div 10⁴) × bp + (a mod 10⁴) × bp div
+        # 10⁴ so it never widens). In 64-bit numpy when every amount fits (`_price_rows`),
+        # otherwise in 128-bit SQL per distinct (pool, weight, fee rate).
+        if pools and AMT == "BIGINT" and all(int(w) < _EXACT_W for *_, w in pools):
+            summed = self._price_rows(pools)
+        else:
+            self._price_sql()
+            summed = False
+        # The weighted usage is priced: free its memory before the holder split.
+        self.sql("DROP TABLE e_u; DROP TABLE e_um")
+        # Step 5, a work's one whole share: the holder takes each row's net (and fee),
+        # summed per (work, product) (done by `_price_rows` already, when it could).
+        if not summed:
+            self._whole_sql()
+        self._split_shares()
+
+    def _whole_sql(self) -> None:
+        AMT = self.AMT
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_c AS
+            SELECT h1 AS holder_id, work_id, pidx, CAST(sum(q) AS BIGINT) AS q,
+                   CAST(sum(net) AS {AMT}) AS amt, CAST(sum(fee) AS {AMT}) AS fee
+            FROM e_r WHERE route = 0 AND h1 IS NOT NULL
+            GROUP BY h1, work_id, pidx"""
+        )
+
+    def _split_shares(self) -> None:
+        AMT = self.AMT
+        # Any other work: each share of a row gets floor(net × ppm / 10⁶) (split the same way
+        # as the fee), and `net_once` carries the row's net once, on its first holder.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_m AS
+            SELECT r.licence_id, r.work_id, r.pidx, s.holder_id, r.q, s.whole,
+              (r.net // {PPM}) * s.share_ppm + ((r.net % {PPM}) * s.share_ppm) // {PPM} AS amt,
+              (r.fee // {PPM}) * s.share_ppm + ((r.fee % {PPM}) * s.share_ppm) // {PPM} AS fee,
+              CASE WHEN s.first THEN r.net ELSE 0 END AS net_once
+            FROM e_r r JOIN e_shx s ON s.work_id = r.work_id
+            WHERE r.route = 0 AND r.h1 IS NULL"""
+        )
+        self.sql(
+            f"""INSERT INTO e_c
+            SELECT holder_id, work_id, pidx, CAST(sum(q) AS BIGINT), CAST(sum(amt) AS {AMT}),
+                   CAST(sum(fee) AS {AMT})
+            FROM e_m GROUP BY holder_id, work_id, pidx"""
+        )
+        # What the floors leave, summed per (work, product): the dust of a whole work (to its
+        # top holder, as a line of its own) or the unassigned rest of a partial work; and the
+        # unassigned rest per licence (its breakdown).
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_rest AS
+            SELECT m.work_id, m.pidx, sum(m.net_once) - sum(m.amt) AS rest,
+                   any_value(t.top) AS top
+            FROM e_m m LEFT JOIN e_top t ON t.work_id = m.work_id
+            GROUP BY m.work_id, m.pidx"""
+        )
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_un AS
+            SELECT licence_id, sum(net_once) - sum(amt) AS un FROM e_m WHERE NOT whole
+            GROUP BY licence_id"""
+        )
+        self.sql("DROP TABLE e_m")
+        self.sql(
+            f"""INSERT INTO e_c
+            SELECT top, work_id, pidx, 0, CAST(rest AS {AMT}), 0 FROM e_rest
+            WHERE top IS NOT NULL AND rest > 0"""
+        )
+        self.sql("DELETE FROM e_rest WHERE top IS NOT NULL")  # only unassigned rests remain
+
+    def _price_sql(self) -> None:
+        """Steps 3-4 in 128-bit SQL, once per distinct (pool, weight, fee rate)."""
+        S, AMT = self.S, self.AMT
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_price AS
             WITH k AS (
@@ -930,9 +1032,10 @@ class _Run:
         )
         self.sql(
             """CREATE OR REPLACE TEMP TABLE e_r AS
-            SELECT u.licence_id, u.work_id, u.q, u.route, p.fee, p.net
+            SELECT u.licence_id, u.work_id, u.q, u.route, u.h1, o.pidx, p.fee, p.net
             FROM e_u u
               JOIN e_price p ON p.licence_id = u.licence_id AND p.wt = u.wt AND p.bp = u.bp
+              JOIN e_pool o ON o.pool_id = u.licence_id
             WHERE u.wt > 0"""
         )
         self.sql(
@@ -942,39 +1045,160 @@ class _Run:
               JOIN e_price p ON p.licence_id = u.licence_id AND p.wt = u.wt AND p.bp = u.bp
             WHERE u.wt > 0"""
         )
-        # The weighted usage is priced: free its memory before the holder split.
-        self.sql("DROP TABLE e_u; DROP TABLE e_um")
-        # Step 5: each share of a routed row gets floor(net × ppm / 10⁶) (split the same way
-        # as the fee); a single share of a whole work simply takes the net.
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE e_c AS
-            SELECT r.licence_id, r.work_id, s.holder_id, r.q,
-              CASE WHEN s.whole1 THEN r.net
-                   ELSE (r.net // {PPM}) * s.share_ppm + ((r.net % {PPM}) * s.share_ppm) // {PPM}
-              END AS amt,
-              CASE WHEN s.whole1 THEN NULL WHEN s.first THEN r.net ELSE 0 END AS net_once,
-              CASE WHEN s.whole1 THEN r.fee
-                   ELSE (r.fee // {PPM}) * s.share_ppm + ((r.fee % {PPM}) * s.share_ppm) // {PPM}
-              END AS fee
-            FROM e_r r JOIN e_shx s ON s.work_id = r.work_id
-            WHERE r.route = 0"""
+        self.sql("DROP TABLE e_price")
+
+    def _price_rows(self, pools: list[tuple]) -> bool:
+        """Steps 3-4 row by row in 64-bit numpy, exactly, when every amount fits.
+
+        With P = pool × S = Q × W + R (Q, R per pool, in Python ints), floor(P × wt / W) =
+        Q × wt + floor(R × wt / W); Q × wt <= P × wt / W <= P < 2⁶³. The last floor is
+        estimated in double precision (R, wt < W < 2⁵³ are exact doubles; the estimate e is
+        off by at most 2) and corrected exactly: d = R × wt − e × W lies in (−3W, 3W), so
+        its int64 value (numpy wraps the products modulo 2⁶⁴) is the true one, and
+        floor(R × wt / W) = e + d div W. Rows are priced a few pools at a time.
+
+        The rows of works with one whole share (route 0, `h1`), most of them, never reach
+        `e_r` when work ids are dense enough: they are summed here per (work, product) into
+        `e_c` and per licence into `e_lsum` (numpy integer sums: every sum is at most the
+        cycle's scaled total or its total quantity, both checked below 2⁶³). Returns whether
+        it did so."""
+        ids = np.asarray([int(p[0]) for p in pools], dtype="int64")
+        pidx = np.asarray([int(p[1]) for p in pools], dtype="int64")
+        big_w = np.asarray([int(p[3]) for p in pools], dtype="int64")
+        q_all = np.asarray([int(p[2]) // int(p[3]) for p in pools], dtype="int64")
+        r_all = np.asarray([int(p[2]) % int(p[3]) for p in pools], dtype="int64")
+
+        def priced(table: pa.Table) -> dict[str, Any]:
+            at = np.searchsorted(ids, table.column("licence_id").to_numpy())
+            wt = table.column("wt").to_numpy()
+            w, r = big_w[at], r_all[at]
+            e = np.floor(r.astype("float64") * wt.astype("float64") / w.astype("float64"))
+            e = e.astype("int64")
+            with np.errstate(over="ignore"):
+                d = r * wt - e * w  # wraps modulo 2⁶⁴; the true value is small
+            low = e + d // w
+            if len(low) and ((low < 0) | (low > wt)).any():  # never: the proof above
+                raise AllocationError("arithmetic out of range: a row's share of its pool")
+            a = q_all[at] * wt + low
+            bp = table.column("bp").to_numpy()
+            fee = (a // BP) * bp + ((a % BP) * bp) // BP
+            return {"pidx": pidx[at], "fee": fee, "net": a - fee}
+
+        n_pidx = int(pidx.max()) + 1
+        least, top, rows, q_max = self.one(
+            """SELECT coalesce(min(work_id), 0), coalesce(max(work_id), 0), count(*),
+                      coalesce(max(q), 0) FROM e_u WHERE wt > 0"""
         )
-        # What the floors leave of each (licence, work): dust of a whole work (to its top
-        # holder, as a line of its own) or the unassigned rest of a partial work.
-        self.sql(
-            """CREATE OR REPLACE TEMP TABLE e_rest AS
-            SELECT c.licence_id, c.work_id, sum(c.net_once) - sum(c.amt) AS rest,
-                   any_value(t.top) AS top
-            FROM e_c c LEFT JOIN e_top t ON t.work_id = c.work_id
-            WHERE c.net_once IS NOT NULL
-            GROUP BY c.licence_id, c.work_id"""
+        dense = (
+            int(least) >= 0
+            and (int(top) + 1) * n_pidx <= _DENSE_SLOTS_PER_ROW * int(rows) + _DENSE_SLOTS_ANYWAY
+            and int(q_max) * max(int(rows), 1) < 2**63
         )
-        self.sql(
-            f"""INSERT INTO e_c
-            SELECT licence_id, work_id, top, 0, CAST(rest AS {AMT}), NULL, 0 FROM e_rest
-            WHERE top IS NOT NULL AND rest > 0"""
+        if dense:
+            size = (int(top) + 1) * n_pidx
+            acc_q = np.zeros(size, dtype="int64")
+            acc_net = np.zeros(size, dtype="int64")
+            acc_fee = np.zeros(size, dtype="int64")
+            lic_fee = np.zeros(len(ids), dtype="int64")
+            lic_net = np.zeros(len(ids), dtype="int64")
+            lic_k = np.zeros(len(ids), dtype="int64")
+        # Chunks of pools of about a million rows each keep the numpy temporaries small.
+        counts = dict(
+            self.con.execute(
+                """SELECT licence_id, count(*) FROM (
+                  SELECT licence_id FROM e_u WHERE wt > 0
+                  UNION ALL SELECT licence_id FROM e_um WHERE wt > 0)
+                GROUP BY licence_id"""
+            ).fetchall()
         )
-        self.sql("DELETE FROM e_rest WHERE top IS NOT NULL")  # only unassigned rests remain
+        chunks: list[list[int]] = [[]]
+        size = 0
+        for pool_id in ids.tolist():
+            if size >= 1_000_000:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(pool_id)
+            size += int(counts.get(pool_id, 0))
+        for name, source, columns, parts in (
+            ("e_r", "e_u", ["licence_id", "work_id", "q", "route", "h1"], chunks),
+            ("e_rum", "e_um", ["licence_id", "ref", "reserved"], [ids.tolist()]),
+        ):
+            for index, chunk in enumerate(parts):
+                table = self.con.sql(
+                    f"""SELECT {", ".join(columns)}, wt, bp FROM {source}
+                    WHERE wt > 0 AND licence_id BETWEEN {chunk[0]} AND {chunk[-1]}
+                      AND licence_id IN (SELECT pool_id FROM e_lt)"""
+                ).to_arrow_table()
+                out = priced(table)
+                if name == "e_r" and dense:
+                    route = table.column("route").to_numpy()
+                    whole = (route == 0) & table.column("h1").is_valid().to_numpy(
+                        zero_copy_only=False
+                    )
+                    at = np.searchsorted(ids, table.column("licence_id").to_numpy()[whole])
+                    key = table.column("work_id").to_numpy()[whole] * n_pidx + out["pidx"][whole]
+                    fee, net = out["fee"][whole], out["net"][whole]
+                    np.add.at(acc_q, key, table.column("q").to_numpy()[whole])
+                    np.add.at(acc_net, key, net)
+                    np.add.at(acc_fee, key, fee)
+                    np.add.at(lic_fee, at, fee)
+                    np.add.at(lic_net, at, net)
+                    lic_k += np.bincount(at, minlength=len(ids))
+                    rest = pa.array(~whole)
+                    table = table.filter(rest)
+                    out = {k: v[~whole] for k, v in out.items()}
+                    del route, whole, at, key, fee, net
+                frame = pa.table(
+                    {
+                        **{c: table.column(c) for c in columns},
+                        **({"pidx": out["pidx"]} if name == "e_r" else {}),
+                        "fee": out["fee"],
+                        "net": out["net"],
+                    }
+                )
+                del table, out
+                self.con.register("e_priced_in", frame)
+                if index == 0:
+                    self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM e_priced_in")
+                else:
+                    self.sql(f"INSERT INTO {name} SELECT * FROM e_priced_in")
+                self.con.unregister("e_priced_in")
+                del frame
+        if not dense:
+            return False
+        # The whole-share rows' sums: per (work, product) to the work's one holder, per licence.
+        used = np.flatnonzero(acc_q)  # every priced row has wt > 0, so q > 0
+        holders = self.con.execute(
+            "SELECT work_id, h1 FROM e_wrk WHERE h1 IS NOT NULL AND work_id BETWEEN 0 AND "
+            f"{int(top)}"
+        ).fetchnumpy()
+        h1 = np.zeros(int(top) + 1, dtype="int64")
+        h1[np.asarray(holders["work_id"], dtype="int64")] = np.asarray(holders["h1"], "int64")
+        work = used // n_pidx
+        self.con.register(
+            "e_priced_in",
+            pd.DataFrame(
+                {
+                    "holder_id": h1[work],
+                    "work_id": work,
+                    "pidx": used % n_pidx,
+                    "q": acc_q[used],
+                    "amt": acc_net[used],
+                    "fee": acc_fee[used],
+                }
+            ),
+        )
+        self.sql("CREATE OR REPLACE TEMP TABLE e_c AS SELECT * FROM e_priced_in")
+        self.con.unregister("e_priced_in")
+        self.con.register(
+            "e_priced_in",
+            pd.DataFrame(
+                {"licence_id": ids, "fee": lic_fee, "net": lic_net, "k": lic_k, "routed": lic_net}
+            ),
+        )
+        self.sql("INSERT INTO e_lsum SELECT * FROM e_priced_in WHERE k > 0")
+        self.con.unregister("e_priced_in")
+        return True
 
     # ---------------------------------------------------------------------------------- sums
     def sums(self) -> None:
@@ -989,7 +1213,8 @@ class _Run:
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_fee AS
             WITH fl AS (SELECT licence_id, sum(fee) AS fee FROM (
-                  SELECT licence_id, fee FROM e_r UNION ALL SELECT licence_id, fee FROM e_rum)
+                  SELECT licence_id, fee FROM e_r UNION ALL SELECT licence_id, fee FROM e_rum
+                  UNION ALL SELECT licence_id, fee FROM e_lsum)
                 GROUP BY licence_id)
             SELECT l.product, CAST(sum(fl.fee) AS {AMT}) AS n
             FROM fl JOIN e_pool l ON l.pool_id = fl.licence_id GROUP BY l.product"""
@@ -1021,7 +1246,10 @@ class _Run:
             GROUP BY reason, ref"""
         )
         self.licence_breakdown = self._licence_breakdown()
-        self.sql("DROP TABLE e_r; DROP TABLE e_rum; DROP TABLE e_rest")
+        self.sql(
+            "DROP TABLE e_r; DROP TABLE e_rum; DROP TABLE e_rest; DROP TABLE e_un; "
+            "DROP TABLE e_lsum"
+        )
         # Shares and works are done with (releases read `e_shr` only).
         self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE e_wrk")
         self.sql(
@@ -1032,7 +1260,7 @@ class _Run:
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_sl AS
             SELECT c.holder_id, p.product, CAST(sum(c.amt) AS {AMT}) AS n
-            FROM e_c c JOIN e_pool p ON p.pool_id = c.licence_id
+            FROM e_c c JOIN (SELECT DISTINCT pidx, product FROM e_pool) p ON p.pidx = c.pidx
             GROUP BY c.holder_id, p.product"""
         )
         self.sql("DROP TABLE e_c")  # the largest table: every line is summed
@@ -1633,17 +1861,19 @@ class _Run:
             int(pool_id): (int(total), int(fee), int(held), int(net) - int(held), int(k))
             for pool_id, total, fee, held, net, k in self.con.execute(
                 """WITH r AS (SELECT licence_id, sum(fee) AS fee, sum(net) AS net,
-                                     count(*) AS k
-                              FROM (SELECT licence_id, fee, net FROM e_r
-                                    UNION ALL SELECT licence_id, fee, net FROM e_rum)
-                              GROUP BY licence_id),
-                    h AS (SELECT licence_id, sum(amt) AS held FROM e_c GROUP BY licence_id)
+                                     sum(k) AS k, sum(routed) AS routed
+                              FROM (SELECT licence_id, fee, net, 1 AS k,
+                                           CASE WHEN route = 0 THEN net ELSE 0 END AS routed
+                                    FROM e_r
+                                    UNION ALL SELECT licence_id, fee, net, 1, 0 FROM e_rum
+                                    UNION ALL SELECT licence_id, fee, net, k, routed FROM e_lsum)
+                              GROUP BY licence_id)
                 SELECT p.pool_id, p.pool_minor, CAST(coalesce(r.fee, 0) AS HUGEINT),
-                  CAST(coalesce(h.held, 0) AS HUGEINT), CAST(coalesce(r.net, 0) AS HUGEINT),
-                  coalesce(r.k, 0)
+                  CAST(coalesce(r.routed, 0) AS HUGEINT) - CAST(coalesce(u.un, 0) AS HUGEINT),
+                  CAST(coalesce(r.net, 0) AS HUGEINT), coalesce(r.k, 0)
                 FROM e_pool p JOIN e_lt t ON t.pool_id = p.pool_id
                   LEFT JOIN r ON r.licence_id = p.pool_id
-                  LEFT JOIN h ON h.licence_id = p.pool_id"""
+                  LEFT JOIN e_un u ON u.licence_id = p.pool_id"""
             ).fetchall()
         }
         rows = self.con.execute(

@@ -8,10 +8,14 @@ frame (``COPY ... TO`` on PostgreSQL), never row by row.
 
 from __future__ import annotations
 
+import io
+import struct
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+from django.db import connection
 
 from config.bulk import table_read, table_write
 from licensing.models import (
@@ -55,6 +59,100 @@ def _frame(table: pa.Table, nullable: tuple[str, ...] = ()) -> pd.DataFrame:
     return frame
 
 
+PG_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _pg_rows(sql: str, *, settings: tuple[str, ...] = ()) -> list[list[memoryview | None]]:
+    """The rows of ``sql`` from ``COPY ... TO STDOUT (FORMAT binary)`` on PostgreSQL, each a
+    list of its fields' raw binary values (None for NULL). Meant for a few large rows (arrays
+    aggregated in the query): psycopg hands a ``COPY`` over one message per row, so millions of
+    small rows cost seconds of Python iteration where a few hundred arrays cost nothing.
+    ``settings``: ``SET LOCAL`` statements for the query (it runs in a transaction)."""
+    from django.db import transaction
+
+    sink = io.BytesIO()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in settings:
+            cursor.execute(statement)
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+            for block in copy:
+                sink.write(block)
+    data = sink.getbuffer()
+    if bytes(data[:11]) != PG_COPY_SIGNATURE:
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    pos = 19 + struct.unpack_from(">i", data, 15)[0]
+    rows = []
+    while True:
+        (fields,) = struct.unpack_from(">h", data, pos)
+        pos += 2
+        if fields == -1:
+            return rows
+        row: list[memoryview | None] = []
+        for _ in range(fields):
+            (length,) = struct.unpack_from(">i", data, pos)
+            pos += 4
+            if length < 0:
+                row.append(None)
+                continue
+            row.append(data[pos : pos + length])
+            pos += length
+        rows.append(row)
+
+
+def _pg_array(value: memoryview | None, dtype: str, out: np.ndarray | None = None) -> np.ndarray:
+    """A one-dimensional PostgreSQL array without NULLs (binary: int8[] as ``int64``, bool[]
+    as ``bool``), as numpy; written into ``out`` (its length) when given."""
+    width = {"int64": 8, "bool": 1}[dtype]
+    if value is None:
+        raise ValueError("NULL array")
+    ndim, has_null, _ = struct.unpack_from(">iii", value, 0)
+    if ndim == 0:
+        return np.zeros(0, dtype=dtype)
+    if ndim != 1 or has_null:
+        raise ValueError("expected a one-dimensional array without NULLs")
+    (n,) = struct.unpack_from(">i", value, 12)
+    kind = ">i8" if width == 8 else "u1"
+    layout = np.dtype([("length", ">i4"), ("value", kind)])
+    items = np.frombuffer(value, dtype=layout, count=n, offset=20)
+    if n and (items["length"] != width).any():
+        raise ValueError("unexpected array element width")
+    if out is None:
+        return items["value"].astype(dtype)
+    if len(out) != n:
+        raise ValueError("array length differs")
+    out[:] = items["value"]
+    return out
+
+
+def _pg_array_length(value: memoryview | None) -> int:
+    if value is None:
+        raise ValueError("NULL array")
+    ndim = struct.unpack_from(">i", value, 0)[0]
+    return 0 if ndim == 0 else struct.unpack_from(">i", value, 12)[0]
+
+
+def _utf8_both() -> bool:
+    """Whether the server and this client both speak UTF-8 (text byte lengths agree)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('server_encoding') = 'UTF8' "
+            "AND current_setting('client_encoding') = 'UTF8'"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _pg_int8(value: memoryview | None) -> int | None:
+    return None if value is None else struct.unpack(">q", value)[0]
+
+
+# The allocation's reads scan millions of rows in one pass: JIT compilation only costs time
+# there, and the per-declaration arrays want more than the default work_mem.
+_READ_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
+# Up to this many works, the works and shares reads name them; past it they read the whole
+# tables (one pass, no id list to send) and keep the works named.
+_WORKS_NAMED = 50_000
+
+
 def declarations_for_cycle(
     *, licence_ids: list[int], period_start: date, period_end: date
 ) -> dict[int, list[int]]:
@@ -88,25 +186,109 @@ def usage_frame(*, declarations: dict[int, int]) -> pd.DataFrame:
     identifiers held by a registered reservation (no work: their money is held as `reserved`,
     by identifier). The stored rows are read as they are (one per declaration and work) and
     labelled with their licence here; the engine sums them per licence. Summing and joining
-    in PostgreSQL took 18 s for 8.4M rows, reading them 3 s (bench/cycle.py)."""
+    in PostgreSQL took 18 s for 8.4M rows, reading them 3 s (bench/cycle.py). On PostgreSQL
+    the work rows come as one row of binary arrays per declaration: a ``COPY`` of 8.2M
+    rows costs seconds of per-row iteration in the client."""
     if not declarations:
         return _frame(USAGE_SCHEMA.empty_table(), nullable=("work_id",))
     ids = ",".join(str(int(pk)) for pk in sorted(declarations))
     usage = DeclarationWorkUsage._meta.db_table
     unmatched = DeclarationUnmatched._meta.db_table
     reserved = DeclarationReservedIdentifier._meta.db_table
-    sql = (
-        f"SELECT declaration_id, work_id, '', quantity, reserved FROM {usage} "  # noqa: S608 - ints
-        f"WHERE declaration_id IN ({ids}) "
-        "UNION ALL "
-        f"SELECT declaration_id, NULL, scheme || ':' || identifier, quantity, FALSE "
+    by_identifier = (
+        f"SELECT declaration_id, NULL, scheme || ':' || identifier, quantity, FALSE "  # noqa: S608 - ints
         f"FROM {unmatched} WHERE declaration_id IN ({ids}) "
         "UNION ALL "
         f"SELECT declaration_id, NULL, scheme || ':' || identifier, quantity, TRUE "
         f"FROM {reserved} WHERE declaration_id IN ({ids})"
     )
-    raw = table_read(sql, schema=RAW_USAGE_SCHEMA)
-    frame = _frame(raw, nullable=("work_id",))
+    # The same rows for PostgreSQL, per (declaration, reserved): the refs' byte lengths and
+    # the refs concatenated (Arrow's string layout: no per-row parsing), and the quantities,
+    # all in the order of the rows' ids.
+    ref_sql = "scheme || ':' || identifier"
+    by_identifier_arrays = " UNION ALL ".join(
+        f"SELECT declaration_id, {flag}, array_agg(octet_length({ref_sql})::bigint ORDER BY id), "  # noqa: S608
+        f"string_agg({ref_sql}, '' ORDER BY id), array_agg(quantity ORDER BY id) "
+        f"FROM {table} WHERE declaration_id IN ({ids}) GROUP BY declaration_id"
+        for flag, table in (("FALSE", unmatched), ("TRUE", reserved))
+    )
+    if connection.vendor == "postgresql" and _utf8_both():
+        # The work rows as one row of arrays per declaration (binary, parsed by numpy);
+        # the identifier rows likewise, per (declaration, reserved).
+        rows = _pg_rows(
+            f"SELECT declaration_id, array_agg(work_id), array_agg(quantity), "  # noqa: S608
+            f"array_agg(reserved) FROM {usage} WHERE declaration_id IN ({ids}) "
+            "GROUP BY declaration_id",
+            settings=_READ_SETTINGS,
+        )
+        ident = _pg_rows(by_identifier_arrays, settings=_READ_SETTINGS)
+        counts = [_pg_array_length(row[1]) for row in rows]
+        declaration = [_pg_int8(row[0]) for row in rows]
+        ident_counts = [_pg_array_length(row[4]) for row in ident]
+        matched, n = sum(counts), sum(ident_counts)
+        # Each column is filled in place, declaration by declaration (no per-declaration
+        # copies to concatenate), the identifier rows after the work rows.
+        work_id = np.zeros(matched + n, dtype="int64")
+        quantity = np.empty(matched + n, dtype="int64")
+        reserved = np.empty(matched + n, dtype="bool")
+        start = 0
+        for row, count in zip(rows, counts, strict=True):
+            end = start + count
+            _pg_array(row[1], "int64", work_id[start:end])
+            _pg_array(row[2], "int64", quantity[start:end])
+            _pg_array(row[3], "bool", reserved[start:end])
+            start = end
+        del rows
+        ident_declaration = [_pg_int8(row[0]) for row in ident]
+        refs = []
+        for row, count in zip(ident, ident_counts, strict=True):
+            end = start + count
+            _pg_array(row[4], "int64", quantity[start:end])
+            reserved[start:end] = bytes(row[1]) == b"\x01"
+            offsets = np.zeros(count + 1, dtype="int64")
+            np.cumsum(_pg_array(row[2], "int64"), out=offsets[1:])
+            text = bytes(row[3] or b"")
+            if offsets[-1] != len(text):
+                raise ValueError("identifier lengths do not match their text")
+            refs.append(
+                pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text))
+            )
+            start = end
+        del ident
+        # Built column by column (no Arrow -> pandas pass over the whole table); the matched
+        # rows' `ref` is '' (Arrow offsets only, no string data).
+        ref = pa.chunked_array(
+            [
+                pa.LargeStringArray.from_buffers(
+                    matched, pa.py_buffer(np.zeros(matched + 1, dtype="int64")), pa.py_buffer(b"")
+                ),
+                *refs,
+            ]
+        )
+        licence_of = pd.Series(declarations, dtype="int64")
+        licence_id = np.concatenate(
+            [
+                np.repeat(licence_of.reindex(declaration).to_numpy(), counts),
+                np.repeat(licence_of.reindex(ident_declaration).to_numpy(), ident_counts),
+            ]
+        )
+        return pd.DataFrame(
+            {
+                "licence_id": licence_id,
+                "work_id": pd.arrays.IntegerArray(
+                    work_id, np.concatenate([np.zeros(matched, bool), np.ones(n, bool)])
+                ),
+                "ref": pd.Series(ref.to_pandas(), dtype="str"),
+                "quantity": quantity,
+                "reserved": reserved,
+            },
+            copy=False,
+        )
+    sql = (
+        f"SELECT declaration_id, work_id, '', quantity, reserved FROM {usage} "  # noqa: S608 - ints
+        f"WHERE declaration_id IN ({ids}) UNION ALL {by_identifier}"
+    )
+    frame = _frame(table_read(sql, schema=RAW_USAGE_SCHEMA), nullable=("work_id",))
     licence_of = pd.Series(declarations, dtype="int64")
     frame.insert(0, "licence_id", licence_of.reindex(frame.pop("declaration_id")).to_numpy())
     return frame
@@ -115,9 +297,7 @@ def usage_frame(*, declarations: dict[int, int]) -> pd.DataFrame:
 def work_ids_stage(work_ids) -> str:
     """Put the works the cycle needs in a temporary table (one per database session) and
     return the subquery that names them: the works and shares reads join on it instead of
-    reading the usage rows again."""
-    from django.db import connection
-
+    reading the usage rows again (the path for databases other than PostgreSQL)."""
     ids = pa.table({"work_id": pa.array(sorted({int(w) for w in work_ids}), pa.int64())})
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS cycle_work_ids (work_id bigint)")
@@ -126,22 +306,103 @@ def work_ids_stage(work_ids) -> str:
     return "SELECT work_id FROM cycle_work_ids"
 
 
-def works_frame(*, work_ids_sql: str) -> pd.DataFrame:
-    """The works named by ``work_ids_sql`` (a subquery of ids): media type and dispute."""
-    sql = (
-        f"SELECT w.id, w.media_type, w.status = 'disputed' FROM {Work._meta.db_table} w "  # noqa: S608
-        f"WHERE w.id IN ({work_ids_sql})"
-    )
-    return _frame(table_read(sql, schema=WORKS_SCHEMA))
+def _named(work_ids: np.ndarray) -> tuple[str, np.ndarray | None]:
+    """For the PostgreSQL reads: the condition naming ``work_ids`` (few of them) or none
+    (many), and a mask over work ids to keep the named ones of a whole table (or None)."""
+    ids = np.asarray(work_ids, dtype="int64")
+    if len(ids) and ids.min() < 0:
+        raise ValueError("negative work id")
+    if len(ids) <= _WORKS_NAMED:
+        listed = ",".join(str(int(i)) for i in np.unique(ids))
+        return f"= ANY('{{{listed}}}'::bigint[])", None
+    top = int(ids.max())
+    if top >= 64 * len(ids) + (1 << 24):  # sparse ids: name the distinct ones instead
+        distinct = np.unique(ids)
+        if len(distinct) <= _WORKS_NAMED:
+            return _named(distinct)
+        return "", distinct
+    mask = np.zeros(top + 1, dtype=bool)
+    mask[ids] = True
+    return "", mask
 
 
-def shares_frame(*, work_ids_sql: str) -> pd.DataFrame:
-    """Every share of those works; one row per (work, holder) (roles summed)."""
-    sql = (
-        f"SELECT s.work_id, s.holder_id, SUM(s.share_ppm) FROM {Share._meta.db_table} s "  # noqa: S608
-        f"WHERE s.work_id IN ({work_ids_sql}) GROUP BY s.work_id, s.holder_id"
+def _kept(ids: np.ndarray, named: np.ndarray | None) -> np.ndarray:
+    """Which of ``ids`` are named: by a boolean mask over ids, by sorted distinct ids, or
+    (None) all of them."""
+    if named is None:
+        return np.ones(len(ids), dtype=bool)
+    if named.dtype != bool:
+        return np.isin(ids, named, assume_unique=False)
+    inside = ids < len(named)
+    keep = np.zeros(len(ids), dtype=bool)
+    keep[inside] = named[ids[inside]]
+    return keep
+
+
+def works_frame(*, work_ids) -> pd.DataFrame:
+    """The works with the given ids (repeats allowed): media type and dispute."""
+    table = Work._meta.db_table
+    if connection.vendor != "postgresql":
+        sql = (
+            f"SELECT w.id, w.media_type, w.status = 'disputed' FROM {table} w "  # noqa: S608
+            f"WHERE w.id IN ({work_ids_stage(work_ids)})"
+        )
+        return _frame(table_read(sql, schema=WORKS_SCHEMA))
+    condition, mask = _named(work_ids)
+    rows = _pg_rows(
+        f"SELECT media_type, status = 'disputed', array_agg(id) FROM {table} "  # noqa: S608
+        f"{'WHERE id ' + condition if condition else ''} GROUP BY 1, 2",
+        settings=_READ_SETTINGS,
     )
-    return _frame(table_read(sql, schema=SHARES_SCHEMA))
+    ids = [_pg_array(row[2], "int64") for row in rows]
+    media = np.asarray([bytes(row[0]).decode() for row in rows], dtype=object)
+    disputed = np.asarray([bytes(row[1]) == b"\x01" for row in rows], dtype=bool)
+    counts = [len(i) for i in ids]
+    frame = pd.DataFrame(
+        {
+            "work_id": np.concatenate([np.zeros(0, "int64"), *ids]),
+            "media_type": pd.Series(np.repeat(media, counts), dtype="str"),
+            "disputed": np.repeat(disputed, counts),
+        }
+    )
+    keep = _kept(frame["work_id"].to_numpy(), mask)
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
+def shares_frame(*, work_ids) -> pd.DataFrame:
+    """Every share of the works with the given ids; one row per (work, holder) (roles
+    summed)."""
+    table = Share._meta.db_table
+    if connection.vendor != "postgresql":
+        sql = (
+            f"SELECT s.work_id, s.holder_id, SUM(s.share_ppm) FROM {table} s "  # noqa: S608
+            f"WHERE s.work_id IN ({work_ids_stage(work_ids)}) GROUP BY s.work_id, s.holder_id"
+        )
+        return _frame(table_read(sql, schema=SHARES_SCHEMA))
+    condition, mask = _named(work_ids)
+    # Arrays of about a million shares each; a holder with two roles on a work has two rows,
+    # summed below (cheaper than grouping every share in the database).
+    rows = _pg_rows(
+        f"SELECT array_agg(work_id), array_agg(holder_id), array_agg(share_ppm) "  # noqa: S608
+        f"FROM {table} {'WHERE work_id ' + condition if condition else ''} "
+        "GROUP BY work_id / 1048576",
+        settings=_READ_SETTINGS,
+    )
+
+    def column(index: int) -> np.ndarray:
+        return np.concatenate(
+            [np.zeros(0, "int64"), *(_pg_array(row[index], "int64") for row in rows)]
+        )
+
+    frame = pd.DataFrame({"work_id": column(0), "holder_id": column(1), "share_ppm": column(2)})
+    keep = _kept(frame["work_id"].to_numpy(), mask)
+    if not keep.all():
+        frame = frame[keep].reset_index(drop=True)
+    if frame.duplicated(["work_id", "holder_id"]).any():
+        frame = frame.groupby(["work_id", "holder_id"], as_index=False, sort=False)[
+            "share_ppm"
+        ].sum()
+    return frame
 
 
 def brought_forward_frame(*, previous_allocation_id: int | None) -> pd.DataFrame:

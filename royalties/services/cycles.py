@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from django.conf import settings
@@ -229,11 +230,14 @@ def cycle_usage_load(
     shares) releases name."""
     by_declaration = {pk: lid for lid, ids in declared.items() for pk in ids}
     usage = cycle_inputs.usage_frame(declarations=by_declaration)
-    works_sql = cycle_inputs.work_ids_stage(
-        [*usage["work_id"].dropna().unique().tolist(), *release_work_ids]
+    work_ids = np.concatenate(
+        [
+            usage["work_id"].dropna().to_numpy("int64"),
+            np.asarray([int(w) for w in release_work_ids], dtype="int64"),
+        ]
     )
-    works = cycle_inputs.works_frame(work_ids_sql=works_sql)
-    shares = cycle_inputs.shares_frame(work_ids_sql=works_sql)
+    works = cycle_inputs.works_frame(work_ids=work_ids)
+    shares = cycle_inputs.shares_frame(work_ids=work_ids)
     return usage, works, shares
 
 
