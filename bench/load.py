@@ -295,7 +295,14 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument(
+        "--users",
+        help="registry,statement,declaration users (default 50,20,20: the issue's load)",
+    )
     args = parser.parse_args()
+    if args.users:
+        for key, count in zip(USERS, args.users.split(","), strict=True):
+            USERS[key] = int(count)
     var_dir = ROOT / "var" / "bench-load"
     var_dir.mkdir(parents=True, exist_ok=True)
     env = base_env(str(var_dir))
