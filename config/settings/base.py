@@ -200,6 +200,11 @@ CATALOGUE_IMPORT_PENDING_SECONDS = env_int("CATALOGUE_IMPORT_PENDING_SECONDS", d
 CATALOGUE_IMPORT_RUNNING_SECONDS = env_int("CATALOGUE_IMPORT_RUNNING_SECONDS", default=7200)
 DECLARATION_SUBMITTED_SECONDS = env_int("DECLARATION_SUBMITTED_SECONDS", default=600)
 DECLARATION_PROCESSING_SECONDS = env_int("DECLARATION_PROCESSING_SECONDS", default=3600)
+# Snapshots of the identifier index, one per registry version (licensing.snapshots): a cache
+# local to each machine, rebuilt by the first declaration after the registry changes.
+REGISTRY_SNAPSHOT_DIR = Path(
+    env_str("REGISTRY_SNAPSHOT_DIR", default=str(VAR_DIR / "registry-snapshots"))
+)
 # Sweepers (run `celery -A config beat` beside the workers): the database is the source of
 # truth, and these re-drive whatever a lost message or a crashed worker left behind.
 CELERY_BEAT_SCHEDULE = {

@@ -19,6 +19,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 import tempfile  # noqa: E402
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="blanket-test-media-")
+REGISTRY_SNAPSHOT_DIR = Path(tempfile.mkdtemp(prefix="blanket-test-snapshots-"))  # noqa: F405
 
 # Logins: the test client's `login()` passes no request, which django-axes refuses, and the
 # suite logs in thousands of times. tests/accounts/test_security.py switches axes on.

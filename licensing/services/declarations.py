@@ -55,7 +55,6 @@ from licensing.errors import ImportFileError, LicensingError
 from licensing.identifiers import IdentifierError, normalise
 from licensing.importing.report import csv_cell_defused
 from licensing.matching import (
-    INDEX_SCHEMA,
     RESERVATIONS_SCHEMA,
     WORKS_SCHEMA,
     DeclarationRejected,
@@ -80,6 +79,7 @@ from licensing.services.conflicts import conflict_detect
 from licensing.services.jobs import jobs_sweep
 from licensing.services.reservations import reservation_covering
 from licensing.services.trueups import trueup_check
+from licensing.snapshots import registry_index
 
 logger = logging.getLogger(__name__)
 
@@ -582,40 +582,15 @@ def _reserved_sql(uses: Iterable[str]) -> str:
 
 def declaration_index_export(*, licence: Licence) -> tuple[pa.Table, pa.Table]:
     """The identifier index (scheme, value, work_id) and the works (work_id, reserved for the
-    licence's uses), read set-based.
-
-    PostgreSQL: the server writes the rows as CSV text in chunks of 100,000 ids
-    (``string_agg``), a few large values that pyarrow parses; ``COPY ... TO STDOUT`` hands the
-    client one message per row, and iterating those in Python cost twice as long. The reserved
-    works (usually few) are read as ids. SQLite: one query each."""
-    index_sql = "SELECT scheme, value, work_id FROM licensing_workidentifier"
+    licence's uses). The index and the work ids come from this machine's snapshot of the
+    registry's current version (``licensing.snapshots``: read from the database once per
+    version); which works are reserved is read now (usually few ids)."""
+    index, work_ids = registry_index()
     reserved_sql = (
         "SELECT w.id FROM licensing_work w JOIN licensing_catalogue c "  # noqa: S608 - ours
         f"ON c.id = w.catalogue_id WHERE {_reserved_sql(licence.uses or [])}"
     )
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            index = _csv_out(
-                cursor,
-                "SELECT string_agg(scheme || ',' || chr(34) || replace(value, chr(34), "
-                "chr(34) || chr(34)) || chr(34) || ',' || work_id, chr(10)) "
-                "FROM licensing_workidentifier GROUP BY id / 100000",
-                INDEX_SCHEMA,
-            )
-            work_ids = _csv_out(
-                cursor,
-                "SELECT string_agg(id::text, chr(10)) FROM licensing_work GROUP BY id / 100000",
-                pa.schema([("work_id", pa.int64())]),
-            ).column("work_id")
-        else:
-            cursor.execute(index_sql)
-            rows = cursor.fetchall()
-            index = pa.table(
-                {name: [row[i] for row in rows] for i, name in enumerate(INDEX_SCHEMA.names)},
-                schema=INDEX_SCHEMA,
-            )
-            cursor.execute("SELECT id FROM licensing_work")
-            work_ids = pa.array([row[0] for row in cursor.fetchall()], pa.int64())
         cursor.execute(reserved_sql)
         reserved_ids = pa.array([row[0] for row in cursor.fetchall()], pa.int64())
     works = pa.table(
@@ -664,24 +639,6 @@ def _copy_out(cursor, sql: str, schema: pa.Schema) -> pa.Table:
     return pa_csv.read_csv(
         pa.py_buffer(sink.getbuffer()),
         read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=64 << 20),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict(zip(schema.names, schema.types, strict=True)),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-
-
-def _csv_out(cursor, sql: str, schema: pa.Schema) -> pa.Table:
-    """Rows of ``sql``: each one text value holding CSV lines of ``schema``'s columns."""
-    cursor.execute(sql)
-    text = "\n".join(row[0] for row in cursor.fetchall())
-    if not text:
-        return schema.empty_table()
-    return pa_csv.read_csv(
-        pa.py_buffer(text.encode("utf-8")),
-        read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=16 << 20),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(
             column_types=dict(zip(schema.names, schema.types, strict=True)),

@@ -1,0 +1,129 @@
+"""Snapshots of the identifier index (licensing.snapshots): read from the database once per
+registry version, and never stale - a change to works or identifiers is matched by the next
+declaration, a change of consent at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from licensing import snapshots
+from licensing.models import DeclarationStatus, Work, WorkIdentifier
+from tests.licensing.declarations_support import (
+    ISBN_A,
+    ISBN_UNKNOWN,
+    active_licence,
+    csv_file,
+    declare,
+    repertoire,
+    usage_by_work,
+)
+from tests.licensing.factories import work_in
+
+pytestmark = pytest.mark.django_db
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the registry's change log and its snapshots are PostgreSQL's (SQLite reads the "
+    "index every time); CI runs this on PostgreSQL",
+)
+
+
+@pytest.fixture
+def works(rights_holder):
+    return repertoire(rights_holder)
+
+
+@pytest.fixture
+def licence(licensee):
+    return active_licence(licensee)
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """How many times the index was read from the database."""
+    counted = []
+    real = snapshots.registry_index_read
+
+    def counting():
+        counted.append(1)
+        return real()
+
+    monkeypatch.setattr(snapshots, "registry_index_read", counting)
+    return counted
+
+
+def _snapshot_folders() -> list[Path]:
+    root = Path(settings.REGISTRY_SNAPSHOT_DIR)
+    return [p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".")]
+
+
+@postgres_only
+def test_the_index_is_read_once_per_registry_version(licensee, licence, works, reads):
+    first = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5)]))
+    second = declare(licensee, licence, csv_file([("isbn", ISBN_A, 7)]), version="2")
+    assert first.status == second.status == DeclarationStatus.ACCEPTED
+    assert usage_by_work(second)[works["a"].pk] == (7, 1, False)
+    assert len(reads) == 1  # the second declaration matched against the snapshot
+    version = snapshots.registry_version()
+    assert any(folder.name == version[1] for folder in _snapshot_folders())
+
+
+@postgres_only
+def test_an_identifier_added_after_the_snapshot_is_matched_by_the_next_declaration(
+    licensee, licence, works, reads
+):
+    before = declare(licensee, licence, csv_file([("isbn", ISBN_UNKNOWN, 4)]))
+    assert before.unmatched_quantity == 4
+    WorkIdentifier.objects.create(work=works["b"], scheme="isbn", value=ISBN_UNKNOWN)
+    after = declare(licensee, licence, csv_file([("isbn", ISBN_UNKNOWN, 4)]), version="2")
+    assert after.unmatched_quantity == 0
+    assert usage_by_work(after)[works["b"].pk] == (4, 1, False)
+    assert len(reads) == 2
+    # Only the current version is kept.
+    assert [folder.name for folder in _snapshot_folders()] == [snapshots.registry_version()[1]]
+
+
+@postgres_only
+def test_an_identifier_removed_then_given_to_a_new_work_follows_the_registry(
+    licensee, licence, works, rights_holder
+):
+    declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]))
+    WorkIdentifier.objects.filter(work=works["a"], scheme="isbn").delete()
+    gone = declare(licensee, licence, csv_file([("isbn", ISBN_A, 3)]), version="2")
+    assert gone.unmatched_quantity == 3 and works["a"].pk not in usage_by_work(gone)
+
+    extra = work_in(works["b"].catalogue, rights_holder, "Extra", isbn=ISBN_A)
+    found = declare(licensee, licence, csv_file([("isbn", ISBN_A, 3)]), version="3")
+    assert usage_by_work(found) == {extra.pk: (3, 1, False)}
+
+
+@postgres_only
+def test_consent_is_read_live_not_from_the_snapshot(licensee, licence, works, reads):
+    declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]))
+    Work.objects.filter(pk=works["a"].pk).update(consent_training="reserved")
+    later = declare(licensee, licence, csv_file([("isbn", ISBN_A, 6)]), version="2")
+    assert usage_by_work(later)[works["a"].pk] == (6, 1, True)
+    assert (later.reserved_quantity, later.matched_quantity) == (6, 0)
+    assert len(reads) == 1  # consent is not part of the registry version
+
+
+@postgres_only
+def test_a_damaged_snapshot_is_read_again_from_the_database(licensee, licence, works, reads):
+    declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]))
+    (folder,) = _snapshot_folders()
+    (folder / "index.arrow").write_bytes(b"not arrow")
+    again = declare(licensee, licence, csv_file([("isbn", ISBN_A, 2)]), version="2")
+    assert usage_by_work(again)[works["a"].pk] == (2, 1, False)
+    assert len(reads) == 2
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's behaviour")
+def test_sqlite_keeps_no_snapshot(licensee, licence, works, reads):
+    declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]))
+    declare(licensee, licence, csv_file([("isbn", ISBN_A, 2)]), version="2")
+    assert snapshots.registry_version() is None
+    assert len(reads) == 2 and not _snapshot_folders()
