@@ -1,25 +1,26 @@
 """Snapshots of the identifier index, one per registry version.
 
 Every declaration is matched against the whole identifier index (scheme, value, work) and the
-list of works. Reading them from PostgreSQL costs about 1.7 seconds for a million works, and a
-society's quarter files hundreds of declarations against a registry that changed in none of
-them. So the index is read once per registry version and kept as Arrow files on the worker's
-disk (``settings.REGISTRY_SNAPSHOT_DIR``), memory-mapped by every later declaration on that
-machine: nothing is copied, and the processes share the pages.
+list of works with their consent. Reading them from PostgreSQL costs about 1.7 seconds for a
+million works, and a society's quarter files hundreds of declarations against a registry that
+changed in none of them. So the index is read once per registry version and kept as Arrow files
+on the worker's disk (``settings.REGISTRY_SNAPSHOT_DIR``), memory-mapped by every later
+declaration on that machine: nothing is copied, and the processes share the pages.
 
 The version: migration 0013 has statement-level triggers write a row to
 ``licensing_registry_change`` for every statement that inserts, deletes or truncates works,
-changes a work's id, or changes identifiers. A snapshot is tagged with the rows its
-connection could see when the tag was read (their count and the random token of the newest),
-and the tag is read *before* the index, so a snapshot is never older than its tag: a change
-committed between the two is in the snapshot and makes the next reader's tag differ. Two
-readers with equal tags see the same committed changes (a later database snapshot sees a
-superset of an earlier one's committed transactions, and equal counts make the sets equal).
-Each folder of snapshots is named by the token of the log's first row, written by the
+changes a work's id or consent, a catalogue's default consent, or identifiers. A snapshot is
+tagged with the rows its connection could see when the tag was read (their count and the random
+token of the newest), and the tag is read *before* the index, so a snapshot is never older than
+its tag: a change committed between the two is in the snapshot and makes the next reader's tag
+differ. Two readers with equal tags see the same committed changes (a later database snapshot
+sees a superset of an earlier one's committed transactions, and equal counts make the sets
+equal). Each folder of snapshots is named by the token of the log's first row, written by the
 migration: a database dropped and created again starts a new folder.
 
-Consent (which works are reserved for a licence's uses) changes without a new version: it is
-read live by the caller for each declaration, and is not in the snapshot.
+The works are kept with whether each is reserved for each use (its own consent, or else its
+catalogue's default): a declaration's reserved works are those reserved for any of its
+licence's uses.
 
 SQLite, the embedded demo database, keeps no change log: its index is read every time.
 """
@@ -39,11 +40,20 @@ from django.db import connection
 
 from licensing.matching import INDEX_SCHEMA
 
-__all__ = ["registry_index", "registry_index_read", "registry_version"]
+__all__ = [
+    "USES",
+    "WORKS_SNAPSHOT_SCHEMA",
+    "registry_index",
+    "registry_index_read",
+    "registry_version",
+]
 
 logger = logging.getLogger(__name__)
 
-WORK_IDS_SCHEMA = pa.schema([("work_id", pa.int64())])
+USES = ("training", "fine_tuning", "rag")
+WORKS_SNAPSHOT_SCHEMA = pa.schema(
+    [("work_id", pa.int64()), *((f"reserved_{use}", pa.bool_()) for use in USES)]
+)
 _BUILDING = ".building-"
 
 
@@ -62,9 +72,10 @@ def registry_version() -> tuple[str, str] | None:
     return str(first), f"{count}-{last}"
 
 
-def registry_index() -> tuple[pa.Table, pa.Array]:
-    """The identifier index (``INDEX_SCHEMA``) and the ids of all works: from this machine's
-    snapshot of the current registry version, or read (and kept as the snapshot)."""
+def registry_index() -> tuple[pa.Table, pa.Table]:
+    """The identifier index (``INDEX_SCHEMA``) and all works (``WORKS_SNAPSHOT_SCHEMA``): from
+    this machine's snapshot of the current registry version, or read (and kept as the
+    snapshot)."""
     version = registry_version()
     if version is None:
         return registry_index_read()
@@ -72,16 +83,21 @@ def registry_index() -> tuple[pa.Table, pa.Array]:
     loaded = _load(folder)
     if loaded is not None:
         return loaded
-    index, work_ids = registry_index_read()
+    index, works = registry_index_read()
     try:
-        _publish(folder, index, work_ids)
+        _publish(folder, index, works)
     except OSError as exc:  # a full or read-only disk: the declaration goes on without it
         logger.warning("registry snapshot not kept in %s: %s", folder, exc)
-    return index, work_ids
+    return index, works
 
 
-def registry_index_read() -> tuple[pa.Table, pa.Array]:
-    """The identifier index and the work ids, read from the database set-based.
+def _reserved_sql(use: str) -> str:
+    return f"COALESCE(NULLIF(w.consent_{use}, ''), c.default_consent) = 'reserved'"
+
+
+def registry_index_read() -> tuple[pa.Table, pa.Table]:
+    """The identifier index and the works with their reserved flags, read from the database
+    set-based.
 
     PostgreSQL: the server writes the rows as CSV text in chunks of 100,000 ids
     (``string_agg``), a few large values that pyarrow parses; ``COPY ... TO STDOUT`` hands the
@@ -96,20 +112,33 @@ def registry_index_read() -> tuple[pa.Table, pa.Array]:
                 "FROM licensing_workidentifier GROUP BY id / 100000",
                 INDEX_SCHEMA,
             )
-            work_ids = _csv_out(
+            flags = " || ',' || ".join(
+                f"CASE WHEN {_reserved_sql(use)} THEN '1' ELSE '0' END" for use in USES
+            )
+            works = _csv_out(
                 cursor,
-                "SELECT string_agg(id::text, chr(10)) FROM licensing_work GROUP BY id / 100000",
-                WORK_IDS_SCHEMA,
-            ).column("work_id")
-            return index, work_ids.combine_chunks()
+                f"SELECT string_agg(w.id::text || ',' || {flags}, chr(10)) "  # noqa: S608  # nosec B608 - module constants
+                "FROM licensing_work w JOIN licensing_catalogue c ON c.id = w.catalogue_id "
+                "GROUP BY w.id / 100000",
+                WORKS_SNAPSHOT_SCHEMA,
+            )
+            return index, works.combine_chunks()
         cursor.execute("SELECT scheme, value, work_id FROM licensing_workidentifier")
         rows = cursor.fetchall()
         index = pa.table(
             {name: [row[i] for row in rows] for i, name in enumerate(INDEX_SCHEMA.names)},
             schema=INDEX_SCHEMA,
         )
-        cursor.execute("SELECT id FROM licensing_work")
-        return index, pa.array([row[0] for row in cursor.fetchall()], pa.int64())
+        flags = ", ".join(f"CASE WHEN {_reserved_sql(use)} THEN 1 ELSE 0 END" for use in USES)
+        cursor.execute(
+            f"SELECT w.id, {flags} FROM licensing_work w "  # noqa: S608  # nosec B608 - module constants
+            "JOIN licensing_catalogue c ON c.id = w.catalogue_id"
+        )
+        rows = cursor.fetchall()
+        columns = {"work_id": pa.array([row[0] for row in rows], pa.int64())}
+        for i, use in enumerate(USES, start=1):
+            columns[f"reserved_{use}"] = pa.array([bool(row[i]) for row in rows], pa.bool_())
+        return index, pa.table(columns, schema=WORKS_SNAPSHOT_SCHEMA)
 
 
 def _csv_out(cursor, sql: str, schema: pa.Schema) -> pa.Table:
@@ -130,7 +159,7 @@ def _csv_out(cursor, sql: str, schema: pa.Schema) -> pa.Table:
     )
 
 
-def _load(folder: Path) -> tuple[pa.Table, pa.Array] | None:
+def _load(folder: Path) -> tuple[pa.Table, pa.Table] | None:
     try:
         index = pa.ipc.open_file(pa.memory_map(str(folder / "index.arrow"))).read_all()
         works = pa.ipc.open_file(pa.memory_map(str(folder / "works.arrow"))).read_all()
@@ -139,12 +168,12 @@ def _load(folder: Path) -> tuple[pa.Table, pa.Array] | None:
     except (OSError, pa.ArrowInvalid) as exc:  # damaged: read the database instead
         logger.warning("registry snapshot in %s unreadable: %s", folder, exc)
         return None
-    if index.schema != INDEX_SCHEMA or works.schema != WORK_IDS_SCHEMA:
+    if index.schema != INDEX_SCHEMA or works.schema != WORKS_SNAPSHOT_SCHEMA:
         return None
-    return index, works.column("work_id").combine_chunks()
+    return index, works
 
 
-def _publish(folder: Path, index: pa.Table, work_ids: pa.Array) -> None:
+def _publish(folder: Path, index: pa.Table, works: pa.Table) -> None:
     """Write the snapshot into a fresh folder and rename it into place (atomic: a reader sees
     all of it or none); another process's snapshot of the same version wins a race. Then
     remove this database's other versions (a reader still mapping one keeps its pages)."""
@@ -152,7 +181,7 @@ def _publish(folder: Path, index: pa.Table, work_ids: pa.Array) -> None:
     building = Path(tempfile.mkdtemp(prefix=_BUILDING, dir=folder.parent))
     try:
         _write(building / "index.arrow", index)
-        _write(building / "works.arrow", pa.table({"work_id": work_ids}, schema=WORK_IDS_SCHEMA))
+        _write(building / "works.arrow", works)
         os.rename(building, folder)
     except OSError:
         shutil.rmtree(building, ignore_errors=True)

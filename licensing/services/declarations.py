@@ -573,29 +573,17 @@ def _licence_uses(uses: Iterable[str] | None) -> list[str]:
     return [use for use in (uses or []) if use in _USES] or ["training"]
 
 
-def _reserved_sql(uses: Iterable[str]) -> str:
-    chosen = _licence_uses(uses)
-    return " OR ".join(
-        f"COALESCE(NULLIF(w.consent_{use}, ''), c.default_consent) = 'reserved'" for use in chosen
-    )
-
-
 def declaration_index_export(*, licence: Licence) -> tuple[pa.Table, pa.Table]:
-    """The identifier index (scheme, value, work_id) and the works (work_id, reserved for the
-    licence's uses). The index and the work ids come from this machine's snapshot of the
-    registry's current version (``licensing.snapshots``: read from the database once per
-    version); which works are reserved is read now (usually few ids)."""
-    index, work_ids = registry_index()
-    reserved_sql = (
-        "SELECT w.id FROM licensing_work w JOIN licensing_catalogue c "  # noqa: S608 - ours
-        f"ON c.id = w.catalogue_id WHERE {_reserved_sql(licence.uses or [])}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(reserved_sql)
-        reserved_ids = pa.array([row[0] for row in cursor.fetchall()], pa.int64())
+    """The identifier index (scheme, value, work_id) and the works (work_id, reserved for any
+    of the licence's uses), from this machine's snapshot of the registry's current version
+    (``licensing.snapshots``: read from the database once per version)."""
+    index, snapshot = registry_index()
+    reserved = None
+    for use in _licence_uses(licence.uses):
+        column = snapshot.column(f"reserved_{use}")
+        reserved = column if reserved is None else pa.compute.or_(reserved, column)
     works = pa.table(
-        {"work_id": work_ids, "reserved": pa.compute.is_in(work_ids, value_set=reserved_ids)},
-        schema=WORKS_SCHEMA,
+        {"work_id": snapshot.column("work_id"), "reserved": reserved}, schema=WORKS_SCHEMA
     )
     return index, works
 

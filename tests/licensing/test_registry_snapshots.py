@@ -1,6 +1,6 @@
 """Snapshots of the identifier index (licensing.snapshots): read from the database once per
-registry version, and never stale - a change to works or identifiers is matched by the next
-declaration, a change of consent at once."""
+registry version, and never stale - a change to works, identifiers or consent is seen by the
+next declaration."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from django.conf import settings
 from django.db import connection
 
 from licensing import snapshots
-from licensing.models import DeclarationStatus, Work, WorkIdentifier
+from licensing.models import Catalogue, DeclarationStatus, Work, WorkIdentifier
 from tests.licensing.declarations_support import (
     ISBN_A,
+    ISBN_B,
     ISBN_UNKNOWN,
     active_licence,
     csv_file,
@@ -102,13 +103,24 @@ def test_an_identifier_removed_then_given_to_a_new_work_follows_the_registry(
 
 
 @postgres_only
-def test_consent_is_read_live_not_from_the_snapshot(licensee, licence, works, reads):
+def test_a_change_of_consent_is_seen_by_the_next_declaration(licensee, licence, works, reads):
     declare(licensee, licence, csv_file([("isbn", ISBN_A, 1)]))
     Work.objects.filter(pk=works["a"].pk).update(consent_training="reserved")
     later = declare(licensee, licence, csv_file([("isbn", ISBN_A, 6)]), version="2")
     assert usage_by_work(later)[works["a"].pk] == (6, 1, True)
     assert (later.reserved_quantity, later.matched_quantity) == (6, 0)
-    assert len(reads) == 1  # consent is not part of the registry version
+
+    # A catalogue's default: its works without a consent of their own follow it.
+    Catalogue.objects.filter(pk=works["b"].catalogue_id).update(default_consent="reserved")
+    Work.objects.filter(pk=works["a"].pk).update(consent_training="licensed")
+    last = declare(licensee, licence, csv_file([("isbn", ISBN_A, 2), ("isbn", ISBN_B, 3)]))
+    assert usage_by_work(last) == {works["a"].pk: (2, 1, False), works["b"].pk: (3, 1, True)}
+    assert len(reads) == 3  # each change of consent is a new version
+
+    # A title is not part of the registry version.
+    Work.objects.filter(pk=works["a"].pk).update(title="Renamed")
+    declare(licensee, licence, csv_file([("isbn", ISBN_A, 2)]), version="3")
+    assert len(reads) == 3
 
 
 @postgres_only
