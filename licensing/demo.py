@@ -93,7 +93,7 @@ def _csv(rows: list[dict]) -> bytes:
 def press_books(*, press_code: str, label_code: str, count: int = 60) -> bytes:
     """Books: ISBN, some with a DOI; a few co-published with the record label (audiobooks);
     every tenth reserved by its author."""
-    rng = random.Random("press")  # noqa: S311 (deterministic demo data)
+    rng = random.Random("press")  # noqa: S311  # nosec B311 - seeded, deterministic demo data, not secrets
     rows = []
     for i in range(1, count + 1):
         base = {
@@ -114,7 +114,7 @@ def press_books(*, press_code: str, label_code: str, count: int = 60) -> bytes:
 
 def label_recordings(*, label_code: str, count: int = 40) -> bytes:
     """Recordings with their ISRC and the musical work's ISWC, all the label's own."""
-    rng = random.Random("label")  # noqa: S311 (deterministic demo data)
+    rng = random.Random("label")  # noqa: S311  # nosec B311 - seeded, deterministic demo data, not secrets
     rows = []
     for i in range(1, count + 1):
         rows.append(
@@ -135,7 +135,7 @@ def label_recordings(*, label_code: str, count: int = 40) -> bytes:
 def agency_photos(*, agency_code: str, count: int = 50) -> bytes:
     """Photographs identified by URL and content hash; one photo book shares an ISBN with the
     press (the conflict the demo shows staff)."""
-    rng = random.Random("agency")  # noqa: S311 (deterministic demo data)
+    rng = random.Random("agency")  # noqa: S311  # nosec B311 - seeded, deterministic demo data, not secrets
     rows = []
     for i in range(1, count + 1):
         rows.append(

@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django.db import connection
@@ -85,7 +85,7 @@ def _reservations_on(kind: str, values: list[str], *, scheme: str = "") -> list[
         return []
     test, param = _json_array(sorted(set(values)))
     sql = (
-        "SELECT r.id, r.kind, r.scheme, r.value, r.uses, o.code "  # noqa: S608 (constant)
+        "SELECT r.id, r.kind, r.scheme, r.value, r.uses, o.code "  # noqa: S608  # nosec B608 - constant; values are params
         "FROM licensing_reservation r "
         "LEFT JOIN accounts_organisation o ON o.id = r.organisation_id "
         "WHERE r.withdrawn_at IS NULL "
@@ -462,10 +462,25 @@ def _uses_text(uses: list[str]) -> list[str]:
     return sorted(uses) if uses else list(USES)
 
 
+def _since_utc(since: datetime | None) -> datetime | None:
+    """`since` in UTC, the same moment. PostgreSQL refuses a UTC offset past 15:59 (ISO 8601
+    and Python allow up to 23:59: "time zone displacement out of range"), and a moment before
+    year 1 or after 9999 in UTC has no Python datetime: those are clamped to the first or the
+    last one, which select the same rows (every row, or none)."""
+    if since is None:
+        return None
+    try:
+        return since.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if since.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
 def reservation_entries_reservations(*, since: datetime | None) -> Iterator[dict]:
     """Registered reservations: all in force; or, with `since`, those made, verified or
     withdrawn at or after it (withdrawn ones as tombstones, unless they took effect after
     `since` too: a mirror that synced at `since` never had them)."""
+    since = _since_utc(since)
     rows = Reservation.objects.filter(
         Q(organisation__isnull=False) | Q(verified_at__isnull=False)
     ).annotate(
@@ -567,6 +582,7 @@ def _work_changed_at(row: dict) -> datetime:
 def _work_entries(*, consent: str, since: datetime | None) -> Iterator[tuple[dict, dict, list]]:
     """(row, consents, identifiers) of works in the list of `consent` (any use), or with
     `since` of works changed since then (in the list now, or tombstones)."""
+    since = _since_utc(since)
     works = Work.objects.all()
     if since is None:
         works = works.filter(_consent_q(consent))

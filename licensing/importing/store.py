@@ -100,7 +100,7 @@ _INSERT_NEW_AND_MAP_PG = f"""
 WITH inserted AS ({_INSERT_NEW} RETURNING id, work_ref)
 INSERT INTO imp_map (k, work_id, is_new, changed)
 SELECT s.k, i.id, 1, 0 FROM inserted i JOIN imp_work s ON s.work_ref = i.work_ref
-"""  # noqa: S608 - constant SQL, no input
+"""  # noqa: S608  # nosec B608 - constant SQL (_INSERT_NEW), no input
 
 # Identifiers and shares of existing works (staged): rows the file no longer has ("gone"), rows
 # the file has that the works lack ("added"). New works' rows are written directly.
@@ -200,7 +200,7 @@ def _insert_in(cursor, table_name: str, table: pa.Table) -> None:
     """SQLite (and any other database): the same with executemany."""
     names = ", ".join(table.column_names)
     marks = ", ".join(["%s"] * table.num_columns)
-    sql = f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608 - names are ours
+    sql = f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608  # nosec B608 - table, column names: write_works' literals
     for batch in table.to_batches(max_chunksize=_COPY_BATCH_ROWS):
         columns = [column.to_pylist() for column in batch.columns]
         cursor.executemany(sql, list(zip(*columns, strict=True)))

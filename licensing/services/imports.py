@@ -268,7 +268,7 @@ class _Progress:
                     cursor.execute("SET lock_timeout = '2s'")
             with self._side.cursor() as cursor:
                 cursor.execute(
-                    f"UPDATE licensing_catalogueimport SET {assignments} WHERE id = %s",  # noqa: S608 - names are ours
+                    f"UPDATE licensing_catalogueimport SET {assignments} WHERE id = %s",  # noqa: S608  # nosec B608 - column names: __call__'s literal keys
                     [*fields.values(), self.job_id],
                 )
         except DatabaseError:

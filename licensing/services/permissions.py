@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, time
 from urllib.parse import urlsplit
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape, quoteattr  # nosec B406 - to write XML only; nothing is parsed
 
 from django.conf import settings
 from django.urls import reverse
@@ -360,8 +360,10 @@ _ISO_TERRITORY = re.compile(r"^[A-Z]{2}$")
 
 
 def _comment(text: str) -> str:
-    """Text safe inside an XML comment (which may not hold `--`)."""
-    return escape(str(text)).replace("--", "- -")
+    """Text safe inside an XML comment (which may not hold `--`, nor end with `-`): a space
+    after every dash that a dash follows, and after a final dash."""
+    safe = re.sub(r"-(?=-)", "- ", escape(str(text)))
+    return safe + " " if safe.endswith("-") else safe
 
 
 def rsl_products() -> list[LicenceProduct]:

@@ -79,6 +79,10 @@ Without residues (or with zeros) the rounding is exactly the plain largest remai
 
 # ruff: noqa: S608 - SQL is built from module constants and validated policy integers only;
 # every value that comes from data (products, media types, refs) travels in registered frames.
+# Bandit B608, marked `# nosec B608` on each statement, for the same reason: the DuckDB SQL
+# interpolates only module constants (PPM, BP, suspense reasons, table and column names), the
+# amount type (BIGINT or HUGEINT), the policy's integers (checked by _check_policy) and ints
+# computed here (ids, counts, totals, bounds).
 from __future__ import annotations
 
 import hashlib
@@ -637,7 +641,7 @@ class _Run:
                  CAST(dense_rank() OVER (ORDER BY CAST(l.product AS VARCHAR)) - 1 AS BIGINT)
                    AS pidx,
                  CAST(l.licence_id AS BIGINT) IN (SELECT licence_id FROM e_donors_in) AS donor
-               FROM e_licences_in l LEFT JOIN e_fee_prod fp ON fp.product = l.product"""
+               FROM e_licences_in l LEFT JOIN e_fee_prod fp ON fp.product = l.product"""  # nosec B608
         )
         n, distinct, nulls, negative, pools, top, products, donors = self.one(
             """SELECT count(*), count(DISTINCT licence_id),
@@ -676,12 +680,12 @@ class _Run:
             f"""SELECT count(*) FILTER (work_id IS NULL OR holder_id IS NULL
                                         OR share_ppm IS NULL),
                        count(*) FILTER (share_ppm < 1 OR share_ppm > {PPM}), count(*)
-                FROM e_shr"""
+                FROM e_shr"""  # nosec B608
         )
         _require(nulls == 0, "shares has missing values")
         if out_of_range:
             work_id = self.one(
-                f"SELECT min(work_id) FROM e_shr WHERE share_ppm < 1 OR share_ppm > {PPM}"
+                f"SELECT min(work_id) FROM e_shr WHERE share_ppm < 1 OR share_ppm > {PPM}"  # nosec B608
             )[0]
             raise AllocationError(f"shares of work {work_id} has a share_ppm outside 1..{PPM}")
         pairs = self.one("SELECT count(*) FROM (SELECT DISTINCT work_id, holder_id FROM e_shr)")
@@ -700,7 +704,7 @@ class _Run:
                FROM e_shr GROUP BY work_id"""
         )
         over = self.con.execute(
-            f"SELECT work_id, tot FROM e_ws WHERE tot > {PPM} ORDER BY work_id LIMIT 1"
+            f"SELECT work_id, tot FROM e_ws WHERE tot > {PPM} ORDER BY work_id LIMIT 1"  # nosec B608
         ).fetchall()
         if over:
             raise AllocationError(
@@ -717,7 +721,7 @@ class _Run:
             f"""CREATE OR REPLACE TEMP TABLE e_top AS
             SELECT s.work_id, min(s.holder_id) AS top FROM e_shr s JOIN e_ws w
               ON w.work_id = s.work_id AND s.share_ppm = w.hi
-            WHERE w.n > 1 AND w.tot = {PPM} GROUP BY s.work_id"""
+            WHERE w.n > 1 AND w.tot = {PPM} GROUP BY s.work_id"""  # nosec B608
         )
         # The shares step 5 splits row by row: those of works that are not one whole share
         # (several shares, or less than the whole), with the work's first holder (who carries
@@ -727,7 +731,7 @@ class _Run:
             SELECT s.work_id, s.holder_id, s.share_ppm, s.holder_id = w.first_holder AS first,
                    w.tot = {PPM} AS whole
             FROM e_shr s JOIN e_ws w ON w.work_id = s.work_id
-            WHERE NOT (w.n = 1 AND w.tot = {PPM})"""
+            WHERE NOT (w.n = 1 AND w.tot = {PPM})"""  # nosec B608
         )
         # Works with their usage weight, media fee rate (or NULL), dispute flag and shares;
         # `h1`: the holder of a work's one whole share (NULL for any other work).
@@ -739,7 +743,7 @@ class _Run:
                  CASE WHEN ws.n = 1 AND ws.tot = {PPM} THEN ws.first_holder END AS h1
                FROM e_works_in w LEFT JOIN e_media_w mw ON mw.media_type = w.media_type
                  LEFT JOIN e_fee_media fm ON fm.media_type = w.media_type
-                 LEFT JOIN e_ws ws ON ws.work_id = CAST(w.work_id AS BIGINT)"""
+                 LEFT JOIN e_ws ws ON ws.work_id = CAST(w.work_id AS BIGINT)"""  # nosec B608
         )
         n, distinct, nulls = self.one(
             """SELECT count(*), count(DISTINCT work_id),
@@ -762,7 +766,7 @@ class _Run:
                  CAST(brought_forward_minor AS BIGINT) AS bf,
                  CAST(threshold_minor AS BIGINT) AS thr, CAST(ready AS BOOLEAN) AS ready,
                  {residue} AS res
-               FROM e_holders_in"""
+               FROM e_holders_in"""  # nosec B608
         )
         n, distinct, nulls, negative = self.one(
             """SELECT count(*), count(DISTINCT holder_id),
@@ -824,7 +828,7 @@ class _Run:
               false AS proxy, l.licence_id IS NULL AS unknown_licence,
               u.reserved IS NULL AS no_reserved
             FROM e_usage_in u LEFT JOIN e_lic l ON l.licence_id = u.licence_id
-            WHERE u.work_id IS NULL"""
+            WHERE u.work_id IS NULL"""  # nosec B608
         )
         checks = self.one(
             """SELECT count(*) FILTER (licence_id IS NULL OR q IS NULL OR no_reserved),
@@ -863,7 +867,7 @@ class _Run:
                    l.declared AND coalesce(w.wt, 0) > 0 AS direct,
                    CASE WHEN l.declared AND coalesce(w.wt, 0) > 0 THEN l.licence_id
                         ELSE {base} + l.pidx END AS pool_id
-            FROM e_lic l LEFT JOIN w ON w.licence_id = l.licence_id"""
+            FROM e_lic l LEFT JOIN w ON w.licence_id = l.licence_id"""  # nosec B608
         )
         lender = self.one("SELECT min(licence_id) FROM e_lw WHERE donor AND NOT direct")[0]
         if lender is not None:
@@ -879,7 +883,7 @@ class _Run:
             UNION ALL
             SELECT pool_id, product, pidx, sum(pool_minor), count(*), true
             FROM e_lw WHERE NOT direct AND {str(proxy).lower()}
-            GROUP BY pool_id, product, pidx"""
+            GROUP BY pool_id, product, pidx"""  # nosec B608
         )
         proxied = self.one("SELECT count(*) FROM e_pool WHERE proxy")[0]
         if proxied:
@@ -934,7 +938,7 @@ class _Run:
         )
         pools = self.con.execute(
             f"""SELECT p.pool_id, p.pidx, p.pool_minor * CAST({S} AS HUGEINT), t.W
-            FROM e_pool p JOIN e_lt t ON t.pool_id = p.pool_id ORDER BY p.pool_id"""
+            FROM e_pool p JOIN e_lt t ON t.pool_id = p.pool_id ORDER BY p.pool_id"""  # nosec B608
         ).fetchall()
         # Per-licence sums of rows summed before `e_r` (`_price_rows`), for the fees and the
         # licence breakdown: fee, net, rows and net routed to holders.
@@ -966,7 +970,7 @@ class _Run:
             SELECT h1 AS holder_id, work_id, pidx, CAST(sum(q) AS BIGINT) AS q,
                    CAST(sum(net) AS {AMT}) AS amt, CAST(sum(fee) AS {AMT}) AS fee
             FROM e_r WHERE route = 0 AND h1 IS NOT NULL
-            GROUP BY h1, work_id, pidx"""
+            GROUP BY h1, work_id, pidx"""  # nosec B608
         )
 
     def _split_shares(self) -> None:
@@ -980,13 +984,13 @@ class _Run:
               (r.fee // {PPM}) * s.share_ppm + ((r.fee % {PPM}) * s.share_ppm) // {PPM} AS fee,
               CASE WHEN s.first THEN r.net ELSE 0 END AS net_once
             FROM e_r r JOIN e_shx s ON s.work_id = r.work_id
-            WHERE r.route = 0 AND r.h1 IS NULL"""
+            WHERE r.route = 0 AND r.h1 IS NULL"""  # nosec B608
         )
         self.sql(
             f"""INSERT INTO e_c
             SELECT holder_id, work_id, pidx, CAST(sum(q) AS BIGINT), CAST(sum(amt) AS {AMT}),
                    CAST(sum(fee) AS {AMT})
-            FROM e_m GROUP BY holder_id, work_id, pidx"""
+            FROM e_m GROUP BY holder_id, work_id, pidx"""  # nosec B608
         )
         # What the floors leave, summed per (work, product): the dust of a whole work (to its
         # top holder, as a line of its own) or the unassigned rest of a partial work; and the
@@ -1007,7 +1011,7 @@ class _Run:
         self.sql(
             f"""INSERT INTO e_c
             SELECT top, work_id, pidx, 0, CAST(rest AS {AMT}), 0 FROM e_rest
-            WHERE top IS NOT NULL AND rest > 0"""
+            WHERE top IS NOT NULL AND rest > 0"""  # nosec B608
         )
         self.sql("DELETE FROM e_rest WHERE top IS NOT NULL")  # only unassigned rests remain
 
@@ -1028,7 +1032,7 @@ class _Run:
               FROM k JOIN e_pool p ON p.pool_id = k.licence_id
                 JOIN e_lt t ON t.pool_id = k.licence_id),
             f AS (SELECT *, (a // {BP}) * bp + ((a % {BP}) * bp) // {BP} AS fee FROM a)
-            SELECT licence_id, wt, bp, fee, a - fee AS net FROM f"""
+            SELECT licence_id, wt, bp, fee, a - fee AS net FROM f"""  # nosec B608
         )
         self.sql(
             """CREATE OR REPLACE TEMP TABLE e_r AS
@@ -1127,7 +1131,7 @@ class _Run:
                 table = self.con.sql(
                     f"""SELECT {", ".join(columns)}, wt, bp FROM {source}
                     WHERE wt > 0 AND licence_id BETWEEN {chunk[0]} AND {chunk[-1]}
-                      AND licence_id IN (SELECT pool_id FROM e_lt)"""
+                      AND licence_id IN (SELECT pool_id FROM e_lt)"""  # nosec B608
                 ).to_arrow_table()
                 out = priced(table)
                 if name == "e_r" and dense:
@@ -1159,9 +1163,9 @@ class _Run:
                 del table, out
                 self.con.register("e_priced_in", frame)
                 if index == 0:
-                    self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM e_priced_in")
+                    self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM e_priced_in")  # nosec B608
                 else:
-                    self.sql(f"INSERT INTO {name} SELECT * FROM e_priced_in")
+                    self.sql(f"INSERT INTO {name} SELECT * FROM e_priced_in")  # nosec B608
                 self.con.unregister("e_priced_in")
                 del frame
         if not dense:
@@ -1169,7 +1173,7 @@ class _Run:
         # The whole-share rows' sums: per (work, product) to the work's one holder, per licence.
         used = np.flatnonzero(acc_q)  # every priced row has wt > 0, so q > 0
         holders = self.con.execute(
-            "SELECT work_id, h1 FROM e_wrk WHERE h1 IS NOT NULL AND work_id BETWEEN 0 AND "
+            "SELECT work_id, h1 FROM e_wrk WHERE h1 IS NOT NULL AND work_id BETWEEN 0 AND "  # nosec B608
             f"{int(top)}"
         ).fetchnumpy()
         h1 = np.zeros(int(top) + 1, dtype="int64")
@@ -1217,12 +1221,12 @@ class _Run:
                   UNION ALL SELECT licence_id, fee FROM e_lsum)
                 GROUP BY licence_id)
             SELECT l.product, CAST(sum(fl.fee) AS {AMT}) AS n
-            FROM fl JOIN e_pool l ON l.pool_id = fl.licence_id GROUP BY l.product"""
+            FROM fl JOIN e_pool l ON l.pool_id = fl.licence_id GROUP BY l.product"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_ch AS
             SELECT holder_id, CAST(sum(amt) AS {AMT}) AS amt, CAST(sum(fee) AS {AMT}) AS fee
-            FROM e_c GROUP BY holder_id"""
+            FROM e_c GROUP BY holder_id"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_susp AS
@@ -1243,7 +1247,7 @@ class _Run:
                 SELECT '{NO_USAGE}', CAST(licence_id AS VARCHAR),
                        CAST(pool_minor AS HUGEINT) * CAST({S} AS HUGEINT)
                 FROM e_lw WHERE NOT donor AND pool_id NOT IN (SELECT pool_id FROM e_lt))
-            GROUP BY reason, ref"""
+            GROUP BY reason, ref"""  # nosec B608
         )
         self.licence_breakdown = self._licence_breakdown()
         self.sql(
@@ -1255,13 +1259,13 @@ class _Run:
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_wl AS
             SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS q, CAST(sum(amt) AS {AMT}) AS n
-            FROM e_c GROUP BY holder_id, work_id"""
+            FROM e_c GROUP BY holder_id, work_id"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_sl AS
             SELECT c.holder_id, p.product, CAST(sum(c.amt) AS {AMT}) AS n
             FROM e_c c JOIN (SELECT DISTINCT pidx, product FROM e_pool) p ON p.pidx = c.pidx
-            GROUP BY c.holder_id, p.product"""
+            GROUP BY c.holder_id, p.product"""  # nosec B608
         )
         self.sql("DROP TABLE e_c")  # the largest table: every line is summed
 
@@ -1287,23 +1291,23 @@ class _Run:
             licences[column] = licences[column].fillna(0)
         return Partial(
             scale=S,
-            fees=frame("fees", f"SELECT product, {split('n', 'amount')} FROM e_fee ORDER BY 1"),
+            fees=frame("fees", f"SELECT product, {split('n', 'amount')} FROM e_fee ORDER BY 1"),  # nosec B608
             holders=frame(
                 "holders",
-                f"SELECT holder_id, {split('amt', 'amount')}, {split('fee', 'fee')} FROM e_ch "
+                f"SELECT holder_id, {split('amt', 'amount')}, {split('fee', 'fee')} FROM e_ch "  # nosec B608
                 "ORDER BY 1",
             ),
             suspense=frame(
                 "suspense",
-                f"SELECT reason, ref, {split('n', 'amount')} FROM e_susp ORDER BY 1, 2",
+                f"SELECT reason, ref, {split('n', 'amount')} FROM e_susp ORDER BY 1, 2",  # nosec B608
             ),
             lines_by_work=frame(
                 "lines_by_work",
-                f"SELECT holder_id, work_id, q AS quantity, {split('n', 'amount')} FROM e_wl",
+                f"SELECT holder_id, work_id, q AS quantity, {split('n', 'amount')} FROM e_wl",  # nosec B608
             ),
             lines_by_source=frame(
                 "lines_by_source",
-                f"SELECT holder_id, product, {split('n', 'amount')} FROM e_sl",
+                f"SELECT holder_id, product, {split('n', 'amount')} FROM e_sl",  # nosec B608
             ),
             licences=licences.astype(PARTIAL_COLUMNS["licences"])
             if len(licences)
@@ -1337,31 +1341,31 @@ class _Run:
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_fee AS
             SELECT CAST(product AS VARCHAR) AS product, {n("amount")} AS n
-            FROM p_fees_in GROUP BY 1"""
+            FROM p_fees_in GROUP BY 1"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_ch AS
             SELECT CAST(holder_id AS BIGINT) AS holder_id, {n("amount")} AS amt,
                    {n("fee")} AS fee
-            FROM p_holders_in GROUP BY 1"""
+            FROM p_holders_in GROUP BY 1"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_susp AS
             SELECT CAST(reason AS VARCHAR) AS reason, CAST(ref AS VARCHAR) AS ref,
                    {n("amount")} AS n
-            FROM p_suspense_in GROUP BY 1, 2"""
+            FROM p_suspense_in GROUP BY 1, 2"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_wl AS
             SELECT CAST(holder_id AS BIGINT) AS holder_id, CAST(work_id AS BIGINT) AS work_id,
                    CAST(sum(quantity) AS BIGINT) AS q, {n("amount")} AS n
-            FROM p_lines_by_work_in GROUP BY 1, 2"""
+            FROM p_lines_by_work_in GROUP BY 1, 2"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_sl AS
             SELECT CAST(holder_id AS BIGINT) AS holder_id, CAST(product AS VARCHAR) AS product,
                    {n("amount")} AS n
-            FROM p_lines_by_source_in GROUP BY 1, 2"""
+            FROM p_lines_by_source_in GROUP BY 1, 2"""  # nosec B608
         )
         for name in PARTIAL_COLUMNS:
             if name != "licences":
@@ -1503,7 +1507,7 @@ class _Run:
             f"""CREATE OR REPLACE TEMP TABLE e_relc AS
             SELECT CAST(holder_id AS BIGINT) AS holder_id, CAST(work_id AS BIGINT) AS work_id,
                    CAST(release_idx AS BIGINT) AS release_idx, CAST(amt AS {self.AMT}) AS amt
-            FROM e_relc_in"""
+            FROM e_relc_in"""  # nosec B608
         )
         if pro_rata:
             self.con.register(
@@ -1522,7 +1526,7 @@ class _Run:
                       (CAST(r.scaled AS HUGEINT) * c.amt) // CAST('{earned_total}' AS HUGEINT)
                     AS BIGINT) AS amt
                   FROM e_ch c CROSS JOIN e_relp_in r WHERE c.amt > 0)
-                WHERE amt > 0"""
+                WHERE amt > 0"""  # nosec B608
             )
             self.con.unregister("e_relp_in")
 
@@ -1554,7 +1558,7 @@ class _Run:
               GROUP BY reason, ref)
             SELECT b.*, b.n // {S} AS fl, b.n % {S} AS rm, coalesce(h.res, 0) AS res
             FROM b LEFT JOIN e_hin h ON b.kind = 1 AND h.holder_id = b.holder_id
-            WHERE b.n > 0"""
+            WHERE b.n > 0"""  # nosec B608
         )
         in_minor = self.pool_minor + self.releases_minor
         floors, buckets = self.one("SELECT coalesce(sum(fl), 0), count(*) FROM e_b")
@@ -1570,7 +1574,7 @@ class _Run:
               CAST(fl + CASE WHEN row_number() OVER (
                 ORDER BY CAST(rm AS HUGEINT) + res DESC, kind, product, holder_id, reason, ref)
                 <= {missing} THEN 1 ELSE 0 END AS BIGINT) AS minor
-            FROM e_b"""
+            FROM e_b"""  # nosec B608
         )
         # Each holder's earned total, and the fee attributable to its usage (the fee part of
         # each routed row split by the same share ppm, summed at scale, rounded down).
@@ -1578,7 +1582,7 @@ class _Run:
             f"""CREATE OR REPLACE TEMP TABLE e_he AS
             WITH d AS (SELECT holder_id, CAST(fee // {S} AS BIGINT) AS ded FROM e_ch)
             SELECT b.holder_id, b.minor AS earned, coalesce(d.ded, 0) AS ded
-            FROM e_br b LEFT JOIN d ON d.holder_id = b.holder_id WHERE b.kind = 1"""
+            FROM e_br b LEFT JOIN d ON d.holder_id = b.holder_id WHERE b.kind = 1"""  # nosec B608
         )
         # What each holder carries to the next cycle: its residue plus this cycle's scaled
         # amount minus what it was rounded to (holders without a bucket keep theirs).
@@ -1592,7 +1596,7 @@ class _Run:
               UNION ALL
               SELECT holder_id, res FROM e_hin WHERE res <> 0
                 AND holder_id NOT IN (SELECT holder_id FROM e_br WHERE kind = 1))
-            WHERE residue_sub <> 0 ORDER BY holder_id"""
+            WHERE residue_sub <> 0 ORDER BY holder_id"""  # nosec B608
             )
             .df()
             .astype("int64")
@@ -1685,7 +1689,7 @@ class _Run:
             SELECT h.gid, x.work_id IS NULL AS knull, coalesce(x.work_id, 0) AS kval,
                    x.quantity, CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
             FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0
-            ORDER BY h.gid, x.work_id NULLS LAST"""
+            ORDER BY h.gid, x.work_id NULLS LAST"""  # nosec B608
         ).fetchnumpy()
         knull = np.asarray(w["knull"], dtype=bool)
         w = {k: np.asarray(v, dtype="int64") for k, v in w.items() if k != "knull"}
@@ -1707,7 +1711,7 @@ class _Run:
             SELECT h.gid, x.key,
                    CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
             FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0
-            ORDER BY h.gid, x.key"""
+            ORDER BY h.gid, x.key"""  # nosec B608
         ).fetchnumpy()
         s = {k: np.asarray(v, dtype="int64") for k, v in s.items()}
 
@@ -1778,7 +1782,7 @@ class _Run:
                    bf + earned AS total_minor,
                    CASE WHEN ready AND bf + earned >= thr AND bf + earned > 0
                         THEN bf + earned ELSE 0 END AS payable_minor, ded AS deductions_minor
-            FROM j WHERE earned > 0 OR bf > 0 ORDER BY holder_id"""
+            FROM j WHERE earned > 0 OR bf > 0 ORDER BY holder_id"""  # nosec B608
         ).df()
         holders["carried_forward_minor"] = holders["total_minor"] - holders["payable_minor"]
         # Informational: gross = earned + the fee attributable to the holder's usage.

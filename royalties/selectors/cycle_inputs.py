@@ -29,6 +29,9 @@ from licensing.models import (
 )
 from royalties.models import AllocationResidue, Statement
 
+# Bandit B608 (`# nosec B608` on each statement): the SQL here names only our models' tables
+# (`_meta.db_table`) and columns, and interpolates only ids passed through int() (joined with
+# commas, or as `_named`'s bigint[] literal) and `work_ids_stage`'s constant subquery.
 USAGE_SCHEMA = pa.schema(
     [
         ("licence_id", pa.int64()),
@@ -196,7 +199,7 @@ def usage_frame(*, declarations: dict[int, int]) -> pd.DataFrame:
     unmatched = DeclarationUnmatched._meta.db_table
     reserved = DeclarationReservedIdentifier._meta.db_table
     by_identifier = (
-        f"SELECT declaration_id, NULL, scheme || ':' || identifier, quantity, FALSE "  # noqa: S608 - ints
+        f"SELECT declaration_id, NULL, scheme || ':' || identifier, quantity, FALSE "  # noqa: S608  # nosec B608
         f"FROM {unmatched} WHERE declaration_id IN ({ids}) "
         "UNION ALL "
         f"SELECT declaration_id, NULL, scheme || ':' || identifier, quantity, TRUE "
@@ -207,7 +210,7 @@ def usage_frame(*, declarations: dict[int, int]) -> pd.DataFrame:
     # all in the order of the rows' ids.
     ref_sql = "scheme || ':' || identifier"
     by_identifier_arrays = " UNION ALL ".join(
-        f"SELECT declaration_id, {flag}, array_agg(octet_length({ref_sql})::bigint ORDER BY id), "  # noqa: S608
+        f"SELECT declaration_id, {flag}, array_agg(octet_length({ref_sql})::bigint ORDER BY id), "  # noqa: S608  # nosec B608
         f"string_agg({ref_sql}, '' ORDER BY id), array_agg(quantity ORDER BY id) "
         f"FROM {table} WHERE declaration_id IN ({ids}) GROUP BY declaration_id"
         for flag, table in (("FALSE", unmatched), ("TRUE", reserved))
@@ -216,7 +219,7 @@ def usage_frame(*, declarations: dict[int, int]) -> pd.DataFrame:
         # The work rows as one row of arrays per declaration (binary, parsed by numpy);
         # the identifier rows likewise, per (declaration, reserved).
         rows = _pg_rows(
-            f"SELECT declaration_id, array_agg(work_id), array_agg(quantity), "  # noqa: S608
+            f"SELECT declaration_id, array_agg(work_id), array_agg(quantity), "  # noqa: S608  # nosec B608
             f"array_agg(reserved) FROM {usage} WHERE declaration_id IN ({ids}) "
             "GROUP BY declaration_id",
             settings=_READ_SETTINGS,
@@ -285,7 +288,7 @@ def usage_frame(*, declarations: dict[int, int]) -> pd.DataFrame:
             copy=False,
         )
     sql = (
-        f"SELECT declaration_id, work_id, '', quantity, reserved FROM {usage} "  # noqa: S608 - ints
+        f"SELECT declaration_id, work_id, '', quantity, reserved FROM {usage} "  # noqa: S608  # nosec B608
         f"WHERE declaration_id IN ({ids}) UNION ALL {by_identifier}"
     )
     frame = _frame(table_read(sql, schema=RAW_USAGE_SCHEMA), nullable=("work_id",))
@@ -344,13 +347,13 @@ def works_frame(*, work_ids) -> pd.DataFrame:
     table = Work._meta.db_table
     if connection.vendor != "postgresql":
         sql = (
-            f"SELECT w.id, w.media_type, w.status = 'disputed' FROM {table} w "  # noqa: S608
+            f"SELECT w.id, w.media_type, w.status = 'disputed' FROM {table} w "  # noqa: S608  # nosec B608
             f"WHERE w.id IN ({work_ids_stage(work_ids)})"
         )
         return _frame(table_read(sql, schema=WORKS_SCHEMA))
     condition, mask = _named(work_ids)
     rows = _pg_rows(
-        f"SELECT media_type, status = 'disputed', array_agg(id) FROM {table} "  # noqa: S608
+        f"SELECT media_type, status = 'disputed', array_agg(id) FROM {table} "  # noqa: S608  # nosec B608
         f"{'WHERE id ' + condition if condition else ''} GROUP BY 1, 2",
         settings=_READ_SETTINGS,
     )
@@ -375,7 +378,7 @@ def shares_frame(*, work_ids) -> pd.DataFrame:
     table = Share._meta.db_table
     if connection.vendor != "postgresql":
         sql = (
-            f"SELECT s.work_id, s.holder_id, SUM(s.share_ppm) FROM {table} s "  # noqa: S608
+            f"SELECT s.work_id, s.holder_id, SUM(s.share_ppm) FROM {table} s "  # noqa: S608  # nosec B608
             f"WHERE s.work_id IN ({work_ids_stage(work_ids)}) GROUP BY s.work_id, s.holder_id"
         )
         return _frame(table_read(sql, schema=SHARES_SCHEMA))
@@ -383,7 +386,7 @@ def shares_frame(*, work_ids) -> pd.DataFrame:
     # Arrays of about a million shares each; a holder with two roles on a work has two rows,
     # summed below (cheaper than grouping every share in the database).
     rows = _pg_rows(
-        f"SELECT array_agg(work_id), array_agg(holder_id), array_agg(share_ppm) "  # noqa: S608
+        f"SELECT array_agg(work_id), array_agg(holder_id), array_agg(share_ppm) "  # noqa: S608  # nosec B608
         f"FROM {table} {'WHERE work_id ' + condition if condition else ''} "
         "GROUP BY work_id / 1048576",
         settings=_READ_SETTINGS,
@@ -410,7 +413,7 @@ def brought_forward_frame(*, previous_allocation_id: int | None) -> pd.DataFrame
     if previous_allocation_id is None:
         return _frame(BROUGHT_FORWARD_SCHEMA.empty_table())
     sql = (
-        f"SELECT holder_id, carried_forward_minor FROM {Statement._meta.db_table} "  # noqa: S608
+        f"SELECT holder_id, carried_forward_minor FROM {Statement._meta.db_table} "  # noqa: S608  # nosec B608
         f"WHERE allocation_id = {int(previous_allocation_id)} AND carried_forward_minor > 0"
     )
     return _frame(table_read(sql, schema=BROUGHT_FORWARD_SCHEMA))
@@ -421,7 +424,7 @@ def residues_frame(*, previous_allocation_id: int | None) -> pd.DataFrame:
     if previous_allocation_id is None:
         return _frame(RESIDUE_SCHEMA.empty_table())
     sql = (
-        f"SELECT holder_id, residue_sub FROM {AllocationResidue._meta.db_table} "  # noqa: S608
+        f"SELECT holder_id, residue_sub FROM {AllocationResidue._meta.db_table} "  # noqa: S608  # nosec B608
         f"WHERE allocation_id = {int(previous_allocation_id)} AND residue_sub <> 0"
     )
     return _frame(table_read(sql, schema=RESIDUE_SCHEMA))
@@ -434,7 +437,7 @@ def declarations_with_usage(*, declaration_ids: list[int]) -> set[int]:
         return set()
     ids = ",".join(str(int(pk)) for pk in sorted(set(declaration_ids)))
     probes = " OR ".join(
-        f"EXISTS (SELECT 1 FROM {table} u WHERE u.declaration_id = d.id AND u.quantity > 0)"  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {table} u WHERE u.declaration_id = d.id AND u.quantity > 0)"  # noqa: S608  # nosec B608
         for table in (
             DeclarationWorkUsage._meta.db_table,
             DeclarationUnmatched._meta.db_table,
@@ -442,7 +445,7 @@ def declarations_with_usage(*, declaration_ids: list[int]) -> set[int]:
         )
     )
     sql = (
-        f"SELECT d.id FROM {UsageDeclaration._meta.db_table} d "  # noqa: S608 - ints, our names
+        f"SELECT d.id FROM {UsageDeclaration._meta.db_table} d "  # noqa: S608  # nosec B608
         f"WHERE d.id IN ({ids}) AND ({probes})"
     )
     from django.db import connection

@@ -314,7 +314,7 @@ _READ_SCHEMA = pa.schema([("kind", pa.int64()), *_ROW_TYPES.items()])
 def partial_read(partition: AllocationPartition, scale: int) -> Partial:
     """A partition's partial back from its rows (the inverse of `partial_write`)."""
     rows = table_read(
-        f"SELECT kind, {', '.join(_ROW_TYPES)} FROM {AllocationPartial._meta.db_table} "  # noqa: S608
+        f"SELECT kind, {', '.join(_ROW_TYPES)} FROM {AllocationPartial._meta.db_table} "  # noqa: S608  # nosec B608 - model table, _ROW_TYPES columns
         "WHERE partition_id = %s",
         [partition.pk],
         schema=_READ_SCHEMA,

@@ -271,7 +271,7 @@ def _actual_holders(allocation_id: int) -> pd.DataFrame:
         ]
     )
     sql = (
-        f"SELECT holder_id, earned_minor, payable_minor, deductions_minor "  # noqa: S608 - int
+        f"SELECT holder_id, earned_minor, payable_minor, deductions_minor "  # noqa: S608  # nosec B608 - model table; the id is a param
         f"FROM {Statement._meta.db_table} WHERE allocation_id = %s"
     )
     return table_read(sql, [allocation_id], schema=schema).to_pandas()
@@ -280,7 +280,7 @@ def _actual_holders(allocation_id: int) -> pd.DataFrame:
 def _actual_media(allocation_id: int) -> dict[str, int]:
     schema = pa.schema([("media_type", pa.string()), ("amount_minor", pa.int64())])
     sql = (
-        f"SELECT w.media_type, SUM(l.amount_minor) FROM {StatementWorkLine._meta.db_table} l "  # noqa: S608
+        f"SELECT w.media_type, SUM(l.amount_minor) FROM {StatementWorkLine._meta.db_table} l "  # noqa: S608  # nosec B608 - model tables; the id is a param
         f"JOIN {Statement._meta.db_table} s ON s.id = l.statement_id "
         f"LEFT JOIN {Work._meta.db_table} w ON w.id = l.work_id "
         "WHERE s.allocation_id = %s GROUP BY w.media_type"

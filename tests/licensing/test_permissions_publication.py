@@ -376,6 +376,27 @@ def test_the_snapshot_header_is_the_next_since(repertoire):
     assert _lists("reservations", since=snapshot) == []
 
 
+@pytest.mark.parametrize(
+    ("since", "same_as"),
+    [
+        # UTC offsets past 15:59 (ISO 8601 allows 23:59): PostgreSQL refused them with "time
+        # zone displacement out of range" while the list streamed, after its 200 (found by
+        # the API fuzz on PostgreSQL).
+        ("2000-01-01T10:00:00+22:54", "1999-12-31T11:06:00Z"),
+        ("2000-01-01T10:00:00-21:01", "2000-01-02T07:01:00Z"),
+        # Before year 1 or after 9999 in UTC: no Python datetime (SQLite's adapter too).
+        ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z"),
+        ("9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_since_with_any_utc_offset_is_the_same_moment_in_utc(repertoire, since, same_as):
+    Work.objects.filter(work_ref="N4").update(consent_training="reserved")
+    for name in ("reservations", "repertoire"):
+        assert _lists(name, since=since) == _lists(name, since=same_as)
+    if since.startswith("0001"):
+        assert _lists("repertoire", since=since)  # every work changed since then
+
+
 # --- look-ups --------------------------------------------------------------------------------
 
 
@@ -499,6 +520,15 @@ def test_rsl_document_describes_the_active_products():
     assert payment.find("rsl:standard", ns).text.endswith("/licences/products/")
     amount = payment.find("rsl:amount", ns)
     assert (amount.get("currency"), amount.text) == ("EUR", "5000.00")
+
+
+@pytest.mark.parametrize("name", ["A---B", "Ends with a dash -", "-- -- --", "<x> & --->"])
+def test_rsl_document_stays_well_formed_whatever_the_product_is_called(name):
+    LicenceProduct.objects.create(code="p", name=name, uses=["training"], currency="EUR")
+    body = _get("/api/v1/permissions/rsl.xml").content
+    root = ET.fromstring(body)  # a `--` or a final `-` in a comment would not parse
+    content = root.find("{https://rslstandard.org/rsl}content")
+    assert len(content.findall("{https://rslstandard.org/rsl}license")) == 1
 
 
 # --- bad input -------------------------------------------------------------------------------
