@@ -167,12 +167,19 @@ def statement_list(request):
 def statement_detail(request, pk: int):
     caller = caller_from_request(request)
     statement = statements.holder_statement_get(caller=caller, pk=pk)
+    totals = statements.statement_work_totals(statement=statement)
     works = Paginator(statements.statement_work_lines(statement=statement), PER_PAGE)
+    works.count = totals["works"]  # counted with the sum: the paginator need not count again
+    page = works.get_page(request.GET.get("page"))
+    # The chart's top works are the first lines of page 1 (same order), when it is shown.
+    head = list(page)[: statements.TOP_WORKS] if page.number == 1 else None
     context = {
         "statement": statement,
         "sources": statements.statement_sources(statement=statement),
-        "works": works.get_page(request.GET.get("page")),
-        "charts": statements.statement_chart_data(caller=caller, statement=statement),
+        "works": page,
+        "charts": statements.statement_chart_data(
+            caller=caller, statement=statement, head=head, totals=totals
+        ),
     }
     return render(request, "royalties/statements/detail.html", context)
 

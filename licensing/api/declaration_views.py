@@ -139,6 +139,19 @@ class DeclarationDetailView(_LicenceDeclarationsMixin, generics.RetrieveAPIView)
 
     serializer_class = s.DeclarationSerializer
 
+    def get_object(self) -> UsageDeclaration:
+        # One query (what pipelines poll): a declaration is in the caller's scope exactly when
+        # its licence is (both by the licensee), so this 404s when finding the licence first
+        # would, and when the declaration is not of that licence.
+        declaration = get_scoped_or_404(
+            self.base_queryset(),
+            self.caller,
+            pk=self.kwargs["pk"],
+            licence_id=self.kwargs["licence_id"],
+        )
+        self.check_object_permissions(self.request, declaration)
+        return declaration
+
 
 class DeclarationReportView(_LicenceDeclarationsMixin, APIView):
     """The match report: matched, unmatched and reserved lines and quantities, and the

@@ -248,10 +248,11 @@ class RegistryCheckView(APIView):
                 code="invalid",
                 details={"items": bad[:20]},
             )
-        results = registry.registry_check(pairs=items, use=use)
+        regime = society_settings_get().consent_regime  # read once: the answer and the body
+        results = registry.registry_check(pairs=items, use=use, consent_regime=regime)
         return Response(
             {
-                "consent_regime": society_settings_get().consent_regime,
+                "consent_regime": regime,
                 "use": use,
                 "results": [r.as_dict() for r in results],
             }

@@ -7,13 +7,21 @@ staff see every statement. Another organisation's statement is a 404 (`get_scope
 
 from __future__ import annotations
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import Count, F, QuerySet, Sum
 
 from accounts.scoping import Caller, get_scoped_or_404, scope
 from licensing.templatetags.money import ZERO_DECIMAL
 from royalties.models import Statement, StatementSourceLine, StatementWorkLine
 
 TOP_WORKS = 10
+_WORK_LINE_FIELDS = (
+    "statement_id",
+    "work_id",
+    "quantity",
+    "amount_minor",
+    "work__work_ref",
+    "work__title",
+)
 
 
 def _visible(caller: Caller) -> QuerySet[Statement]:
@@ -59,20 +67,41 @@ def statement_products(*, statement: Statement) -> list[dict]:
 
 
 def statement_work_lines(*, statement: Statement) -> QuerySet[StatementWorkLine]:
-    """Earnings by work, largest first (paginate it: a holder may have a million works)."""
+    """Earnings by work, largest first (paginate it: a holder may have a million works).
+
+    Of the work, only what statements show (its reference and title) is loaded."""
     return (
         StatementWorkLine.objects.filter(statement=statement)
         .select_related("work")
+        .only(*_WORK_LINE_FIELDS)
         .order_by("-amount_minor", "work_id")
     )
 
 
-def statement_top_works(*, statement: Statement, top: int = TOP_WORKS) -> dict:
-    """The ``top`` works and the rest (amount and number of works), for the chart and the PDF."""
-    lines = statement_work_lines(statement=statement)
-    head = list(lines[:top])
-    total = lines.aggregate(amount=Sum("amount_minor"))["amount"] or 0
-    count = lines.count()
+def statement_work_totals(*, statement: Statement) -> dict:
+    """The statement's earnings by work in one query: their sum and how many works."""
+    totals = StatementWorkLine.objects.filter(statement=statement).aggregate(
+        amount=Sum("amount_minor"), works=Count("pk")
+    )
+    return {"total_minor": totals["amount"] or 0, "works": totals["works"]}
+
+
+def statement_top_works(
+    *,
+    statement: Statement,
+    top: int = TOP_WORKS,
+    head: list[StatementWorkLine] | None = None,
+    totals: dict | None = None,
+) -> dict:
+    """The ``top`` works and the rest (amount and number of works), for the chart and the PDF.
+
+    ``head`` (the first ``top`` lines of ``statement_work_lines``) and ``totals`` (from
+    ``statement_work_totals``), if the caller has them already, save their queries."""
+    if head is None:
+        head = list(statement_work_lines(statement=statement)[:top])
+    if totals is None:
+        totals = statement_work_totals(statement=statement)
+    total, count = totals["total_minor"], totals["works"]
     shown = sum(line.amount_minor for line in head)
     return {
         "lines": head,
@@ -83,10 +112,16 @@ def statement_top_works(*, statement: Statement, top: int = TOP_WORKS) -> dict:
     }
 
 
-def statement_chart_data(*, caller: Caller, statement: Statement) -> dict:
+def statement_chart_data(
+    *,
+    caller: Caller,
+    statement: Statement,
+    head: list[StatementWorkLine] | None = None,
+    totals: dict | None = None,
+) -> dict:
     """JSON for the charts: the holder's earnings over its cycles (in this currency), and this
     statement's earnings by work (top ten and the rest). Amounts in major units, for display
-    only."""
+    only. ``head`` and ``totals``: as for ``statement_top_works``."""
     unit = 1 if statement.currency.upper() in ZERO_DECIMAL else 100
     history = (
         _visible(caller)
@@ -98,7 +133,7 @@ def statement_chart_data(*, caller: Caller, statement: Statement) -> dict:
         .order_by("cycle__period_start")
         .values("cycle__period", "earned_minor", "payable_minor", "carried_forward_minor")
     )
-    top = statement_top_works(statement=statement)
+    top = statement_top_works(statement=statement, head=head, totals=totals)
     works = [
         {
             "label": (line.work.title if line.work else "Redistribution") or f"Work {line.work_id}",

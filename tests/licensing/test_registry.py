@@ -173,3 +173,31 @@ def test_only_staff_switch_the_consent_regime(rights_holder, operator, client):
         "from": "opt_in",
         "to": "opt_out",
     }
+
+
+def test_small_checks_normalise_value_by_value_with_the_same_results(repertoire, monkeypatch):
+    """Under VECTORISE_FROM identifiers of a scheme, values are normalised one by one (and plain
+    ISBN-13s by a short cut); the answers are those of the vectorised path."""
+    from licensing.services import registry
+
+    items = [
+        *ITEMS,
+        {"scheme": "ISBN ", "identifier": f" {LICENSED_ISBN} "},
+        {"scheme": "isbn", "identifier": "9780439023480"},  # wrong check digit
+        {"scheme": "isbn", "identifier": "9770439023482"},  # 977: not an ISBN
+        {"scheme": "isbn", "identifier": "978-0-306-40615-7"},
+        {"scheme": "isbn", "identifier": "97804390234８1"},  # a full-width digit
+        {"scheme": "isbn", "identifier": ""},
+        {"identifier": UNKNOWN_ISBN},
+        {"scheme": "doi", "identifier": "https://doi.org/10.1000/ABC"},
+    ]
+    for regime in (ConsentRegime.OPT_IN, ConsentRegime.OPT_OUT):
+        _regime(regime)
+        small = [r.as_dict() for r in registry.registry_check(pairs=items)]
+        monkeypatch.setattr(registry, "VECTORISE_FROM", 1)
+        vectorised = [r.as_dict() for r in registry.registry_check(pairs=items)]
+        monkeypatch.undo()
+        assert small == vectorised
+        assert _check(items)["results"] == small
+    assert small[8]["status"] == "licensed" and small[8]["normalised"] == LICENSED_ISBN
+    assert small[9]["reason"] == "ISBN check digit is wrong"
