@@ -177,7 +177,9 @@ def _seed(args, env: dict[str, str]) -> dict:
     }
 
 
-def start_services(env: dict[str, str], port: int, threads: int) -> list[subprocess.Popen]:
+def start_services(
+    env: dict[str, str], port: int, threads: int, nice: int = 0
+) -> list[subprocess.Popen]:
     logs = Path(env["BLANKET_VAR_DIR"])
     served = {**env, "CELERY_BROKER_URL": BROKER}
     gunicorn = subprocess.Popen(
@@ -216,6 +218,7 @@ def start_services(env: dict[str, str], port: int, threads: int) -> list[subproc
     )
     worker = subprocess.Popen(
         [
+            *_niced(nice),
             PYTHON,
             "-m",
             "celery",
@@ -292,7 +295,14 @@ def warm_up(port: int, config: dict, rounds: int = 24) -> None:
         raise SystemExit(f"warm-up: statuses {sorted(set(statuses))}")
 
 
-def allocations_under_load(env: dict[str, str], stop_at: float, operator: str) -> subprocess.Popen:
+def _niced(nice: int) -> list[str]:
+    """The command prefix that runs a batch process at a lower CPU priority than the web."""
+    return ["nice", "-n", str(nice)] if nice else []
+
+
+def allocations_under_load(
+    env: dict[str, str], stop_at: float, operator: str, nice: int = 0
+) -> subprocess.Popen:
     """A loop in its own process: allocate next quarter's cycle on the worker, wait, again."""
     code = f"""
 import os, time, django
@@ -318,7 +328,7 @@ print("allocations completed under load:", done + (cycle.status == "allocated"),
       "last:", cycle.status, timings)
 """
     return subprocess.Popen(
-        [PYTHON, "-c", code],
+        [*_niced(nice), PYTHON, "-c", code],
         cwd=ROOT,
         env={**env, "CELERY_BROKER_URL": BROKER},
         stdout=subprocess.PIPE,
@@ -475,6 +485,13 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=4, help="threads per gunicorn worker (2 workers)"
     )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=10,
+        help="CPU niceness of the Celery worker (and the allocation loop): batch work below the "
+        "web on a shared machine, as docs/scaling.md advises; 0 for equal priority",
+    )
     args = parser.parse_args()
     if args.users:
         for key, count in zip(USERS, args.users.split(","), strict=True):
@@ -487,12 +504,14 @@ def main() -> None:
     config_path = var_dir / "load-config.json"
     config_path.write_text(json.dumps(config))
     port = free_port()
-    processes = start_services(env, port, args.threads)
+    processes = start_services(env, port, args.threads, args.worker_nice)
     try:
         warm_up(port, config)
         cpu_before = [cpu_seconds(p.pid) for p in processes]
         log_offset = (var_dir / "gunicorn.log").stat().st_size
-        allocator = allocations_under_load(env, time.time() + args.seconds, config["operator"])
+        allocator = allocations_under_load(
+            env, time.time() + args.seconds, config["operator"], args.worker_nice
+        )
         if args.driver == "wrk":
             rows = run_wrk(port, args.seconds, config, var_dir)
         else:

@@ -13,7 +13,6 @@ Disputed and reserved money is never released by age: it waits for a resolution.
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
 
 from accounts.scoping import Caller
 from accounts.services import audit_record
@@ -37,12 +36,18 @@ EXPIRES_BY_AGE = (
 
 
 def suspense_outstanding(*, currency: str | None = None):
-    """Booked items not yet released (the money suspense holds now)."""
-    items = SuspenseItem.objects.filter(
-        cycle__status__in=BOOKED_STATUSES,
-        cycle__current_allocation=F("allocation"),
-        release__isnull=True,
+    """Booked items not yet released (the money suspense holds now): the items of the current
+    allocations of booked cycles. Selected by those allocations' ids (a few), so the items'
+    allocation index is used: the items of a cycle's earlier allocations stay in the table
+    (history), and a join on the cycle's current allocation read them all (2.5 s a query at
+    34M rows, each time a cycle allocated). The ids are read first: given a subquery instead,
+    PostgreSQL cannot tell how many items they hold and scans the table."""
+    current = list(
+        Cycle.objects.filter(
+            status__in=BOOKED_STATUSES, current_allocation__isnull=False
+        ).values_list("current_allocation_id", flat=True)
     )
+    items = SuspenseItem.objects.filter(allocation_id__in=current, release__isnull=True)
     if currency:
         items = items.filter(currency=currency)
     return items
