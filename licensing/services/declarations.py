@@ -599,13 +599,13 @@ def declaration_reservations_export(*, licence: Licence) -> pa.Table:
         if connection.vendor == "postgresql":
             listed = ", ".join(f"'{use}'" for use in uses)  # one of _USES, never user text
             sql = (
-                f"SELECT id, kind, scheme, value FROM {table} WHERE {in_force} "  # noqa: S608
+                f"SELECT id, kind, scheme, value FROM {table} WHERE {in_force} "  # noqa: S608  # nosec B608
                 f"AND (uses = '[]'::jsonb OR uses ?| ARRAY[{listed}]::text[])"
             )
             return _copy_out(cursor, sql, RESERVATIONS_SCHEMA)
         marks = ", ".join(["%s"] * len(uses))
         cursor.execute(
-            f"SELECT id, kind, scheme, value FROM {table} WHERE {in_force} "  # noqa: S608
+            f"SELECT id, kind, scheme, value FROM {table} WHERE {in_force} "  # noqa: S608  # nosec B608
             f"AND (json_array_length(uses) = 0 OR EXISTS "
             f"(SELECT 1 FROM json_each(uses) WHERE json_each.value IN ({marks})))",
             uses,
@@ -687,13 +687,13 @@ def declaration_aggregates_store(
     if works_exported is not None:
         highest, count, total = works_exported
         cursor.execute(
-            f"SELECT count(*), coalesce(sum(id), 0) FROM {work_table} WHERE id <= %s",  # noqa: S608
+            f"SELECT count(*), coalesce(sum(id), 0) FROM {work_table} WHERE id <= %s",  # noqa: S608  # nosec B608
             [highest],
         )
         if tuple(int(value) for value in cursor.fetchone()) == (count, total):
             return
     cursor.execute(
-        f"SELECT count(*) FROM {DeclarationWorkUsage._meta.db_table} u "  # noqa: S608
+        f"SELECT count(*) FROM {DeclarationWorkUsage._meta.db_table} u "  # noqa: S608  # nosec B608
         "WHERE u.declaration_id = %s AND NOT EXISTS "
         f"(SELECT 1 FROM {work_table} w WHERE w.id = u.work_id)",
         [declaration_id],
@@ -723,7 +723,7 @@ def _insert_in(cursor, table_name: str, table: pa.Table) -> None:
         return
     names = ", ".join(table.column_names)
     marks = ", ".join(["%s"] * table.num_columns)
-    sql = f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608 - names are ours
+    sql = f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608 - names are ours  # nosec B608
     for batch in table.to_batches(max_chunksize=_COPY_BATCH_ROWS):
         columns = [column.to_pylist() for column in batch.columns]
         cursor.executemany(sql, list(zip(*columns, strict=True)))

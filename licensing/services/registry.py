@@ -98,7 +98,7 @@ def _registered_consents(
     for scheme, values in keys.items():
         test, param = _any(values)
         rows = _fetch(
-            f"SELECT wi.value, w.{column}, c.default_consent "  # noqa: S608 (column validated)
+            f"SELECT wi.value, w.{column}, c.default_consent "  # noqa: S608 (column validated)  # nosec B608
             "FROM licensing_workidentifier wi "
             "JOIN licensing_work w ON w.id = wi.work_id "
             "JOIN licensing_catalogue c ON c.id = w.catalogue_id "
@@ -118,7 +118,7 @@ def _reservation_hits(kind: str, values: list[str], *, use: str, scheme: str = "
         return set()
     test, param = _any(values)
     rows = _fetch(
-        f"SELECT value, uses FROM licensing_reservation WHERE {_EFFECTIVE} "  # noqa: S608
+        f"SELECT value, uses FROM licensing_reservation WHERE {_EFFECTIVE} "  # noqa: S608  # nosec B608
         f"AND kind = %s AND scheme = %s AND value {test}",
         [kind, scheme, param],
     )

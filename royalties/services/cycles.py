@@ -479,7 +479,7 @@ def _statements_store(allocation: Allocation, result) -> None:
     )
     table_write(Statement._meta.db_table, table)
     ids = table_read(
-        f"SELECT holder_id, id FROM {Statement._meta.db_table} WHERE allocation_id = %s",  # noqa: S608
+        f"SELECT holder_id, id FROM {Statement._meta.db_table} WHERE allocation_id = %s",  # noqa: S608  # nosec B608
         [allocation.pk],
         schema=pa.schema([("holder_id", pa.int64()), ("statement_id", pa.int64())]),
     ).to_pandas()
