@@ -30,9 +30,9 @@ codes (holder registry code, catalogue, ``work_ref``: not database ids, which de
 order the workers import in). ``--results FILE`` appends the figures as one JSON line
 (``bench/society_plot.py`` draws docs/img/scaling.svg from them).
 
-``--stop-after STAGE`` ends the quarter after a stage: at ``--scale 1`` approval does not
-finish in useful time (the ledger's balance trigger is quadratic in the postings of one
-journal entry, one per holder; see docs/scaling.md), so run it with ``--stop-after allocation``.
+``--stop-after STAGE`` ends the quarter after a stage (e.g. ``allocation``, to time the
+stages before it). The whole quarter at ``--scale 1`` takes about 8 minutes on 2 quiet cores
+with 2 workers (docs/scaling.md).
 
 Several machines: run the same workers anywhere with the same ``DATABASE_URL``,
 ``CELERY_BROKER_URL``, ``CELERY_TASK_DEFAULT_QUEUE``, ``STRIPE_API_BASE`` and a shared

@@ -13,11 +13,9 @@ the reliability figures come from (docs/reliability.md).
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
 import schemathesis
-from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -39,7 +37,6 @@ CHECKS = [
     content_type_conformance,
 ]
 PERSONAS = ("rights_holder", "licensee", "staff")
-STREAMED_LISTS = re.compile(r"/api/v1/permissions/(repertoire|reservations)\.(csv|jsonl)$")
 
 
 def _key(persona: str, operator) -> str:
@@ -83,12 +80,6 @@ def test_the_api_answers_every_generated_request_as_documented(persona, transact
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        if connection.vendor == "postgresql" and STREAMED_LISTS.search(operation.label):
-            # Open finding (issue 9): on PostgreSQL these streamed lists answered one
-            # generated request with a 500 that did not repeat on replay (hypothesis
-            # FlakyFailure); fuzzed on SQLite until it is understood and fixed.
-            continue
-
         @given(case=operation.as_strategy())
         @settings(
             max_examples=EXAMPLES,
