@@ -12,6 +12,7 @@ from django.db import connection
 
 from licensing import snapshots
 from licensing.models import Catalogue, DeclarationStatus, Work, WorkIdentifier
+from tests.conftest import skip_or_fail
 from tests.licensing.declarations_support import (
     ISBN_A,
     ISBN_B,
@@ -26,11 +27,19 @@ from tests.licensing.factories import work_in
 
 pytestmark = pytest.mark.django_db
 
-postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="the registry's change log and its snapshots are PostgreSQL's (SQLite reads the "
-    "index every time); CI runs this on PostgreSQL",
-)
+
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        skip_or_fail(
+            "the registry's change log and its snapshots are PostgreSQL's (SQLite reads the "
+            "index every time): set DATABASE_URL"
+        )
+
+
+def postgres_only(test):
+    """Marked `services` (CI runs it in its PostgreSQL step) and skipped elsewhere locally."""
+    return pytest.mark.services(pytest.mark.usefixtures("postgresql")(test))
 
 
 @pytest.fixture

@@ -132,6 +132,7 @@ def test_a_large_entry_books_every_posting_on_its_account_in_order_and_balanced(
     assert Posting.objects.count() == len(lines)
 
 
+@pytest.mark.services
 def test_postgresql_refuses_a_posting_in_another_currency_among_many_in_one_insert():
     if connection.vendor != "postgresql":
         skip_or_fail("the posting currency trigger is PostgreSQL's: set DATABASE_URL")
@@ -153,6 +154,7 @@ def test_postgresql_refuses_a_posting_in_another_currency_among_many_in_one_inse
     assert Posting.objects.count() == 2
 
 
+@pytest.mark.services
 def test_postgresql_checks_posting_currencies_once_per_statement_not_per_posting():
     """Without an index to look accounts up by (here: index scans disabled, as a plan cached
     while the accounts table was small does), a per-row check reads every account for every
@@ -186,6 +188,7 @@ def test_postgresql_checks_posting_currencies_once_per_statement_not_per_posting
     assert ledger_trial_balance() == {"EUR": 0}
 
 
+@pytest.mark.services
 def test_postgresql_account_checks_at_commit_do_not_scan_every_account_per_posting():
     """A connection that posted before (the web process keeps it, CONN_MAX_AGE) has the
     deferred foreign key check of a posting's account planned while the accounts table was
