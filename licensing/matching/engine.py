@@ -298,7 +298,7 @@ def declaration_match(
             "SELECT count(*) FROM raw WHERE lower(trim(scheme)) = 'work_id'"
         ).fetchall()[0][0]
         db.execute(
-            "CREATE TEMP VIEW idx AS SELECT scheme, value, work_id FROM idx_in"
+            "CREATE TEMP VIEW idx AS SELECT scheme, value, work_id FROM idx_in"  # nosec B608
             + (
                 " UNION ALL SELECT 'work_id', CAST(work_id AS VARCHAR), work_id FROM works_in"
                 if by_work_id
