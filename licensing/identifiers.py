@@ -31,6 +31,7 @@ import idna
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from stdnum import isbn as stdnum_isbn
 from stdnum import isrc as stdnum_isrc
 from stdnum import issn as stdnum_issn
@@ -573,11 +574,12 @@ def normalise_many(scheme: str, values: pd.Series) -> tuple[pd.Series, pd.Series
     (missing and blank values are "value is empty"; callers for whom a column is optional drop
     those rows first). Raises IdentifierError for an unknown scheme.
 
-    For isbn, issn, doi, isrc, iswc and sha256, values in the usual shape are validated and
-    normalised with Arrow string kernels and numpy check-digit arithmetic; only the rows that
-    path does not accept (invalid ones, and rare spellings such as Unicode dashes or
-    percent-encoded DOI URLs) go through ``normalise`` one by one, so every row gets exactly the
-    scalar result and reason. url and iscc always go through ``normalise``.
+    For isbn, issn, doi, isrc, iswc, sha256 and url, values in the usual shape are validated
+    and normalised with Arrow string kernels and numpy check-digit arithmetic; only the rows
+    that path does not accept (invalid ones, and rare spellings such as Unicode dashes,
+    percent-encoded DOI URLs or URLs with a non-default port) go through ``normalise`` one by
+    one, so every row gets exactly the scalar result and reason. iscc always goes through
+    ``normalise``.
     """
     if scheme not in _NORMALISERS:
         raise _unknown_scheme(scheme, values)
@@ -743,6 +745,59 @@ def _fast_sha256(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return ok, digest[ok].str.lower().to_numpy(dtype=object)
 
 
+# The usual shape of an http(s) URL, in printable ASCII: scheme, a plain host (no credentials,
+# no IPv6 literal, no percent-encoding), no port or the scheme's default one, then the path,
+# query and fragment split as ``urlsplit`` splits them (fragment first, then query).
+_URL_PRINTABLE = r"[\x21-\x7e]+"
+_URL_SHAPE = (
+    r"^(?P<scheme>[A-Za-z]+)://(?P<host>[A-Za-z0-9_.-]+)(?P<port>:[0-9]*)?"
+    r"(?P<path>/[^?#]*)?(?P<query>\?[^#]*)?(?P<fragment>#.*)?$"
+)
+
+
+def _fast_url(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``_normalise_url`` for URLs of the usual shape (``_URL_SHAPE``), the rest left to it.
+
+    Scheme and host lower-cased (ASCII: what ``str.lower`` does to them), the default port
+    dropped, the fragment dropped, an empty path written "/", an empty query dropped; host
+    checked against ``_HOST_RE``. Any other port, a ``:`` without digits, non-ASCII text,
+    credentials, brackets and percent signs in the host take the scalar path, so both give
+    the same answer for every value (property-tested)."""
+    array = pa.chunked_array([pa.array(text.array, type=pa.large_string())]).combine_chunks()
+    shaped = pc.and_kleene(
+        pc.match_substring_regex(array, "^" + _URL_PRINTABLE + "$"),
+        pc.match_substring_regex(array, _URL_SHAPE),
+    )
+    ok = pc.fill_null(shaped, False).to_numpy(zero_copy_only=False)
+    if not ok.any():
+        return ok, np.empty(0, dtype=object)
+    rows = pc.filter(array, pa.array(ok))
+    parts = pc.extract_regex(rows, _URL_SHAPE)
+    scheme = pc.ascii_lower(parts.field("scheme"))
+    host = pc.ascii_lower(parts.field("host"))
+    port = parts.field("port")
+    https = pc.equal(scheme, "https")
+    default = pc.if_else(https, ":443", ":80")
+    valid = pc.and_(
+        pc.or_(https, pc.equal(scheme, "http")),
+        pc.and_(
+            pc.match_substring_regex(host, "^" + _HOST_RE.pattern + "$"),
+            pc.or_(pc.equal(port, ""), pc.equal(port, default)),
+        ),
+    )
+    path = parts.field("path")
+    path = pc.if_else(pc.equal(path, ""), pa.scalar("/", pa.large_string()), path)
+    query = parts.field("query")
+    query = pc.if_else(pc.equal(query, "?"), pa.scalar("", pa.large_string()), query)
+    sep = pa.scalar("://", pa.large_string())
+    url = pc.binary_join_element_wise(
+        scheme, sep, host, path, query, pa.scalar("", pa.large_string())
+    )
+    valid = valid.to_numpy(zero_copy_only=False)
+    ok[np.flatnonzero(ok)[~valid]] = False
+    return ok, pc.filter(url, pa.array(valid)).to_numpy(zero_copy_only=False)
+
+
 _FAST_PATHS = {
     "isbn": _fast_isbn,
     "issn": _fast_issn,
@@ -750,4 +805,5 @@ _FAST_PATHS = {
     "isrc": _fast_isrc,
     "iswc": _fast_iswc,
     "sha256": _fast_sha256,
+    "url": _fast_url,
 }

@@ -892,3 +892,67 @@ def test_normalise_many_agrees_on_a_large_mixed_column():
 def test_sha256_of_real_content_normalises():
     digest = hashlib.sha256(b"Blanket").hexdigest()
     assert normalise("sha256", digest.upper()) == digest
+
+
+# URL pieces that sit on the edges of the vectorised URL path (ports, separators, case,
+# credentials, brackets, percent signs, non-ASCII, whitespace): each drawn URL is a few of
+# them glued together, so most are near-misses of the usual shape.
+URL_PIECES = st.sampled_from(
+    [
+        "http", "https", "HTTPS", "hTTp", "ftp", "://", ":/", "//", "/", ":", ":443", ":80",
+        ":0443", ":8080", ":99999", ":", "@", "user:pw@", "[", "]", "[::1]", "%41", "?", "#",
+        "??", "##", "a", "B", "x.org", "EXAMPLE.COM", "ex-1.org.", "..", ".", "_", "-", "~",
+        "bücher.de", "é", " ", "\t", "\u00a0", "\x7f", "\x85", "p/q", "k=v&w=1", "%2F", "\\",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    urls=st.lists(
+        st.one_of(
+            st.lists(URL_PIECES, min_size=1, max_size=9).map("".join),
+            st.builds(
+                lambda scheme, host, port, rest: f"{scheme}://{host}{port}{rest}",
+                st.sampled_from(["http", "https", "HTTP", "Https"]),
+                st.sampled_from(["example.com", "IMG.Example.ORG", "a.b.", "x_y-z.io"]),
+                st.sampled_from(["", ":80", ":443", ":8443", ":", ":00080"]),
+                st.lists(URL_PIECES, max_size=6).map("".join),
+            ),
+        ),
+        max_size=30,
+    )
+)
+def test_vectorised_urls_agree_with_the_scalar_rule(urls):
+    """The Arrow path for URLs (``_fast_url``) gives exactly ``normalise``'s answer, near the
+    usual shape and far from it."""
+    assert_agrees_with_scalar("url", pd.Series(urls, dtype="str"))
+    assert_agrees_with_scalar("url", pd.Series(urls, dtype=object))
+
+
+def test_most_society_style_urls_take_the_vectorised_path(monkeypatch):
+    """Upper-case hosts, default ports and fragments (the usual mess of a declaration) are
+    normalised without the per-value rule; a non-default port still takes it."""
+    import licensing.identifiers as identifiers
+
+    calls = []
+    scalar = identifiers._normalise_url
+    monkeypatch.setattr(
+        identifiers,
+        "_NORMALISERS",
+        {**identifiers._NORMALISERS, "url": lambda t: calls.append(t) or scalar(t)},
+    )
+    values = [
+        "HTTPS://IMG.EXAMPLE.ORG:443/p/1.jpg",
+        "https://img.example.org/p/2.jpg#crop",
+        "http://Example.com",
+        "https://example.com:8443/a",
+    ]
+    canonical, _ = normalise_many("url", pd.Series(values, dtype="str"))
+    assert canonical.tolist() == [
+        "https://img.example.org/p/1.jpg",
+        "https://img.example.org/p/2.jpg",
+        "http://example.com/",
+        "https://example.com:8443/a",
+    ]
+    assert calls == ["https://example.com:8443/a"]
