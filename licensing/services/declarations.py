@@ -79,7 +79,7 @@ from licensing.services.conflicts import conflict_detect
 from licensing.services.jobs import jobs_sweep
 from licensing.services.reservations import reservation_covering
 from licensing.services.trueups import trueup_check
-from licensing.snapshots import registry_index
+from licensing.snapshots import registry_index, registry_version
 
 logger = logging.getLogger(__name__)
 
@@ -498,11 +498,13 @@ def _process(declaration: UsageDeclaration, progress: _Progress, claimed_at: dt.
         raise DeclarationRejected("The file is larger than the limit.")
     timings: dict[str, float] = {}
     exported: list[tuple[int, int, int]] = []  # the works' fingerprint, once exported
+    versions: list[tuple[str, str] | None] = []  # the registry's version before the export
 
     def registry() -> tuple[pa.Table, pa.Table, pa.Table]:
         # Called by the matcher in this thread (and so on this database connection) while
         # it parses the file in another: the export overlaps the parse.
         started = time.perf_counter()
+        versions.append(registry_version())
         index, works = declaration_index_export(licence=declaration.licence)
         reservations = declaration_reservations_export(licence=declaration.licence)
         exported.append(works_fingerprint(works.column("work_id")))
@@ -536,7 +538,11 @@ def _process(declaration: UsageDeclaration, progress: _Progress, claimed_at: dt.
             raise _ClaimLost
         with connection.cursor() as cursor:
             declaration_aggregates_store(
-                cursor, declaration_id=declaration.pk, result=result, works_exported=exported[0]
+                cursor,
+                declaration_id=declaration.pk,
+                result=result,
+                works_exported=exported[0],
+                registry_seen=versions[0],
             )
         failpoints.hit("declaration.after_write", declaration.pk)  # not yet accepted
         _finish_accepted(declaration, result, timings)
@@ -653,6 +659,7 @@ def declaration_aggregates_store(
     declaration_id: int,
     result: MatchResult,
     works_exported: tuple[int, int, int] | None = None,
+    registry_seen: tuple[str, str] | None = None,
 ) -> None:
     """Write the per-work and unmatched aggregates of one declaration (caller's transaction).
 
@@ -663,7 +670,13 @@ def declaration_aggregates_store(
     committed since with lower ids had exactly the count and the sum of ids of those
     deleted. Nothing deletes works, and the previous check, like this one, could not see a
     deletion between itself and the commit either.) Otherwise, or without it, each matched
-    work is looked up (an anti-join, 0.5 s for a million rows)."""
+    work is looked up (an anti-join, 0.5 s for a million rows).
+
+    ``registry_seen``: ``registry_version()`` read before the works were exported. On
+    PostgreSQL every statement that inserts, deletes or truncates works writes the registry's
+    change log (``licensing.snapshots``), so the same version now means that no work went
+    away since, and neither scan is needed (they were a fixed 0.1 s of every declaration
+    against a million works)."""
     declaration = pa.scalar(declaration_id, pa.int64())
     usage = result.work_usage
     usage = usage.add_column(0, "declaration_id", pa.repeat(declaration, len(usage)))
@@ -683,6 +696,8 @@ def declaration_aggregates_store(
         return
     # The foreign key to the work has no database constraint (see DeclarationWorkUsage):
     # check here, set-based, that no work went away since the index was exported.
+    if registry_seen is not None and registry_version() == registry_seen:
+        return
     work_table = Work._meta.db_table
     if works_exported is not None:
         highest, count, total = works_exported

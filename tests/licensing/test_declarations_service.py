@@ -18,6 +18,7 @@ from licensing.models import (
     DeclarationWorkUsage,
     LicenceProduct,
     UsageDeclaration,
+    Work,
 )
 from licensing.services import declarations as declarations_service
 from licensing.services.declarations import (
@@ -28,6 +29,7 @@ from licensing.services.declarations import (
 )
 from tests.licensing.declarations_support import (
     ISBN_A,
+    ISBN_B,
     ISBN_UNKNOWN,
     active_licence,
     csv_file,
@@ -361,6 +363,8 @@ def test_a_matched_work_gone_since_the_export_rejects_the_declaration(
         return index, known
 
     monkeypatch.setattr(declarations_service, "declaration_index_export", export_with_a_ghost)
+    # No change log (as on SQLite): the works are checked by their fingerprint and lookup.
+    monkeypatch.setattr(declarations_service, "registry_version", lambda: None)
     rejected = declare(
         licensee, licence, csv_file([("isbn", ISBN_A, 5), ("isbn", ISBN_UNKNOWN, 3)])
     )
@@ -372,3 +376,37 @@ def test_a_matched_work_gone_since_the_export_rejects_the_declaration(
     accepted = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5)]), version="2")
     assert accepted.status == DeclarationStatus.ACCEPTED, accepted.message
     assert usage_by_work(accepted) == {works["a"].pk: (5, 1, False)}
+
+
+def test_a_matched_work_deleted_after_the_export_rejects_the_declaration(
+    licensee, licence, works, monkeypatch
+):
+    """A work really deleted between the export of the index and the write (on PostgreSQL
+    the registry's change log then differs, so the works are checked again): nothing is
+    written, and the declaration says why."""
+    real = declarations_service.declaration_index_export
+
+    def export_then_delete(*, licence):
+        exported = real(licence=licence)
+        Work.objects.filter(pk=works["b"].pk).delete()
+        return exported
+
+    monkeypatch.setattr(declarations_service, "declaration_index_export", export_then_delete)
+    rejected = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5), ("isbn", ISBN_B, 3)]))
+    assert rejected.status == DeclarationStatus.REJECTED
+    assert "deleted while the declaration was being processed" in rejected.message
+    assert not DeclarationWorkUsage.objects.filter(declaration=rejected).exists()
+    assert not DeclarationUnmatched.objects.filter(declaration=rejected).exists()
+
+
+def test_an_unchanged_registry_skips_the_scan_of_the_works(licensee, licence, works):
+    """With the registry's version unchanged since the export, the write does not count the
+    works again (PostgreSQL; SQLite keeps no change log and always scans)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        accepted = declare(licensee, licence, csv_file([("isbn", ISBN_A, 5)]))
+    assert accepted.status == DeclarationStatus.ACCEPTED, accepted.message
+    scans = [q["sql"] for q in queries if "coalesce(sum(id), 0)" in q["sql"]]
+    assert len(scans) == (0 if connection.vendor == "postgresql" else 1)
