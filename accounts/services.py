@@ -72,6 +72,25 @@ def audit_record(
     )
 
 
+def audit_record_many(*, action: str, entries: list[tuple[Any, dict]]) -> None:
+    """Append one audit row per (object, details) of a set-based write, in one INSERT: the
+    rows ``audit_record(action=..., obj=..., details=...)`` would write one by one (no actor,
+    no organisation: system actions)."""
+    request_id = current_request_id()
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                action=action,
+                object_type=obj._meta.label_lower,
+                object_id=str(obj.pk),
+                request_id=request_id,
+                details=details,
+            )
+            for obj, details in entries
+        ]
+    )
+
+
 # --- users ---------------------------------------------------------------------------------
 
 

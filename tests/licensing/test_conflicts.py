@@ -103,3 +103,43 @@ def test_only_staff_resolve(rights_holder, co_holder):
     assert response.status_code == 403
     conflict.refresh_from_db()
     assert conflict.status == "open"
+
+
+def test_one_detection_opens_every_over_claimed_identifier_with_its_works_and_audit(
+    rights_holder, co_holder
+):
+    """Several over-claimed identifiers found at once (as after an import): each gets its own
+    conflict with exactly its works and claimants and one audit row; an identifier already
+    in an open conflict gains the new work instead of a second conflict."""
+    from accounts.models import AuditEvent
+    from licensing.services.conflicts import conflict_detect
+
+    ours, other = catalogue_for(rights_holder), catalogue_for(co_holder)
+    isbns = ["9780439023481", "9780306406157", "9781861972712"]
+    mine = [work_in(ours, rights_holder, f"A{i}", url=f"https://a.org/{i}") for i in range(3)]
+    theirs = [work_in(other, co_holder, f"B{i}", url=f"https://b.org/{i}") for i in range(3)]
+    for work, isbn in zip(mine + theirs, isbns + isbns, strict=True):  # no detection yet
+        WorkIdentifier.objects.create(work=work, scheme="isbn", value=isbn)
+    opened = conflict_detect(work_ids=[w.pk for w in mine + theirs])
+
+    assert sorted(c.value for c in opened) == sorted(isbns)
+    for conflict, (a, b) in zip(
+        sorted(opened, key=lambda c: isbns.index(c.value)),
+        zip(mine, theirs, strict=True),
+        strict=True,
+    ):
+        assert set(conflict.works.all()) == {a, b}
+        assert set(conflict.claimants.all()) == {rights_holder.organisation, co_holder.organisation}
+        assert conflict.claimed_ppm == 2_000_000
+    audits = AuditEvent.objects.filter(action="conflict.open")
+    assert sorted(a.details["value"] for a in audits) == sorted(isbns)
+    assert {a.object_id for a in audits} == {str(c.pk) for c in opened}
+    assert set(Work.objects.values_list("status", flat=True)) == {"disputed"}
+
+    third = work_in(ours, rights_holder, "C", url="https://c.org/")
+    WorkIdentifier.objects.create(work=third, scheme="isbn", value=isbns[0])
+    assert conflict_detect(work_ids=[third.pk]) == []
+    conflict = Conflict.objects.get(value=isbns[0])
+    assert set(conflict.works.all()) == {mine[0], theirs[0], third}
+    assert Conflict.objects.count() == 3
+    assert AuditEvent.objects.filter(action="conflict.open").count() == 3
