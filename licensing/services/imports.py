@@ -494,7 +494,19 @@ def _conflicts_detect(cursor, *, catalogue_id: int, counts: WriteCounts) -> list
 
 
 def _holder_ids(codes: list[str]) -> dict[str, int]:
-    """Registry codes -> organisation ids, for the rights holders among ``codes``."""
+    """Registry codes -> organisation ids, for the rights holders among ``codes``.
+
+    On PostgreSQL one query with the codes as one array parameter: tens of thousands of
+    codes as separate parameters cost the client more than the query (a third of a
+    catalogue import's worker time, in py-spy, for a 62k-row file)."""
+    if connection.vendor == "postgresql":
+        table = Organisation._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT code, id FROM {table} WHERE kind = %s AND code = ANY(%s)",  # noqa: S608  # nosec B608
+                [OrganisationKind.RIGHTS_HOLDER.value, list(codes)],
+            )
+            return dict(cursor.fetchall())
     found: dict[str, int] = {}
     for start in range(0, len(codes), _HOLDER_LOOKUP_BATCH):
         batch = codes[start : start + _HOLDER_LOOKUP_BATCH]

@@ -97,6 +97,24 @@ def test_share_sum_over_100_is_caught_per_row_before_the_database(
     assert repertoire_counts() == (0, 0, 0)
 
 
+
+def test_holder_codes_name_rights_holders_only_in_any_case(
+    rights_holder, co_holder, licensee, catalogue
+):
+    """A co-holder's code matches whatever its case; a licensee's registry code is not a
+    rights holder's, so that row is refused and nothing is written."""
+    content = (
+        "work_ref,title,media_type,isbn,holder,share,role\n"
+        f"W1,T,text,9780439023481,{co_holder.organisation.code.lower()},100,author\n"
+        f"W2,T,text,9780306406157,{licensee.organisation.code},100,author\n"
+    ).encode()
+    job = run_import(rights_holder, catalogue, content)
+    assert job.status == JobStatus.FAILED
+    assert [(e["row"], e["column"], e["message"]) for e in job.errors] == [
+        (3, "holder", "no rights holder has this registry code (e.g. RH-000042)")
+    ]
+    assert repertoire_counts() == (0, 0, 0)
+
 @pytest.mark.parametrize(
     ("name", "content", "code"),
     [
