@@ -141,6 +141,102 @@ def _postings_insert(entry: JournalEntry, lines: Sequence[Line]) -> None:
         )
 
 
+def journal_entry_post_query(
+    *,
+    idempotency_key: str,
+    rows_sql: str,
+    rows_params: Sequence,
+    lines: Sequence[Line] = (),
+    source_type: str,
+    source_id: str | int,
+    description: str,
+    effective_date: date,
+    created_by: User | None = None,
+) -> JournalEntry | None:
+    """``journal_entry_post`` for an entry whose postings a query yields (PostgreSQL): an
+    approval's entries have a posting per holder, 10^5 and more, which this writes with one
+    ``INSERT ... SELECT`` and checks with one aggregate, without a Python object per posting.
+
+    ``rows_sql`` (with ``rows_params``) is a SELECT of ``account_id, amount_minor, currency``
+    (the account's currency), in posting order; ``lines`` are further postings written after
+    them (a clearing account's total). The same rules as ``journal_entry_post``: at least two
+    postings, none zero, balanced per currency (LedgerError otherwise, before anything is
+    written), and the key books once: posting it again returns the first entry when the
+    postings are the same and refuses when they differ. No postings at all: nothing is booked
+    and None is returned (as callers that drop zero lines and skip an empty entry do)."""
+    totals: dict[str, int] = defaultdict(int)
+    count = 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.currency, SUM(t.amount_minor), COUNT(*), "  # noqa: S608  # nosec B608 - rows_sql is the caller's constant SQL; values are params
+            f"COUNT(*) FILTER (WHERE t.amount_minor = 0) FROM ({rows_sql}) t GROUP BY t.currency",
+            list(rows_params),
+        )
+        for currency, total, n, zeros in cursor.fetchall():
+            if zeros:
+                raise LedgerError("A zero posting means nothing; drop it.")
+            totals[currency] += int(total)
+            count += n
+    if not count and not lines:
+        return None
+    for line in lines:
+        if line.amount_minor == 0:
+            raise LedgerError(f"A zero posting to {line.account.code} means nothing; drop it.")
+        totals[line.account.currency] += line.amount_minor
+    if count + len(lines) < 2:
+        raise LedgerError("A journal entry needs at least two postings.")
+    unbalanced = {currency: total for currency, total in totals.items() if total != 0}
+    if unbalanced:
+        raise LedgerError(
+            f"The entry does not balance: {unbalanced}.", details={"unbalanced": unbalanced}
+        )
+
+    def same(entry: JournalEntry) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT t.account_id, t.amount_minor FROM ({rows_sql}) t",  # noqa: S608  # nosec B608 - rows_sql is the caller's constant SQL; values are params
+                list(rows_params),
+            )
+            expected = [tuple(row) for row in cursor.fetchall()]
+        expected += [(line.account.pk, line.amount_minor) for line in lines]
+        stored = sorted(entry.postings.values_list("account_id", "amount_minor"))
+        return stored == sorted(expected)
+
+    existing = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if not same(existing):
+            raise LedgerError(
+                f"Entry {idempotency_key} was booked with different postings.",
+                code="idempotency_mismatch",
+            )
+        return existing
+    table = connection.ops.quote_name(Posting._meta.db_table)
+    try:
+        with transaction.atomic():
+            entry = JournalEntry.objects.create(
+                idempotency_key=idempotency_key,
+                source_type=source_type,
+                source_id=str(source_id),
+                description=description[:300],
+                effective_date=effective_date,
+                created_by=created_by,
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} (entry_id, account_id, amount_minor, currency) "  # noqa: S608  # nosec B608 - model table; rows_sql is the caller's constant SQL
+                    f"SELECT %s, t.account_id, t.amount_minor, t.currency FROM ({rows_sql}) t",
+                    [entry.pk, *rows_params],
+                )
+            if lines:
+                _postings_insert(entry, lines)
+    except IntegrityError:
+        existing = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None or not same(existing):
+            raise
+        return existing
+    return entry
+
+
 def journal_entry_reverse(
     *,
     entry: JournalEntry,

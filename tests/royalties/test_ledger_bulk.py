@@ -243,3 +243,82 @@ def test_postgresql_account_checks_at_commit_do_not_scan_every_account_per_posti
     before = accounts_read()
     checked_now()
     assert accounts_read() - before <= 3 * n_accounts  # per posting: about 600 x 1,200
+
+
+def _rows_sql():
+    # Cr each holder's account 10, in code order; params: currency, code prefix
+    return (
+        "SELECT a.id AS account_id, -10 AS amount_minor, a.currency AS currency "
+        "FROM royalties_ledgeraccount a WHERE a.currency = %s AND a.code LIKE %s ORDER BY a.code"
+    )
+
+
+def _post_query(key, params, lines):
+    from royalties.services.ledger import journal_entry_post_query
+
+    return journal_entry_post_query(
+        idempotency_key=key,
+        rows_sql=_rows_sql(),
+        rows_params=params,
+        lines=lines,
+        source_type="test",
+        source_id=1,
+        description="test",
+        effective_date=TODAY,
+    )
+
+
+@pytest.mark.services
+def test_postgresql_an_entry_from_a_query_books_once_and_checks_as_journal_entry_post():
+    if connection.vendor != "postgresql":
+        skip_or_fail("postings from a query are PostgreSQL's: set DATABASE_URL")
+    ledger_accounts_ensure(_specs(_holders(20)))
+    pool = ledger_account_get_or_create(code="pool:EUR", name="P", kind="liability", currency="EUR")
+    params = ["EUR", "holder:%"]
+
+    entry = _post_query("cycle:1:allocate", params, [Line(pool, 200)])
+    postings = list(entry.postings.order_by("pk").values_list("account__code", "amount_minor"))
+    assert len(postings) == 21 and postings[-1] == ("pool:EUR", 200)
+    assert [code for code, _ in postings[:-1]] == sorted(code for code, _ in postings[:-1])
+    assert ledger_trial_balance() == {"EUR": 0}
+    # The same key again: the first entry, nothing booked twice; other postings: refused.
+    assert _post_query("cycle:1:allocate", params, [Line(pool, 200)]).pk == entry.pk
+    assert Posting.objects.count() == 21
+    with pytest.raises(LedgerError) as refused:
+        _post_query("cycle:1:allocate", ["EUR", "holder_payable:%"], [Line(pool, 200)])
+    assert refused.value.code == "idempotency_mismatch"
+    # Unbalanced, too few postings, or nothing at all.
+    with pytest.raises(LedgerError, match="does not balance"):
+        _post_query("cycle:2:allocate", params, [Line(pool, 199)])
+    with pytest.raises(LedgerError, match="at least two postings"):
+        _post_query("cycle:3:allocate", ["EUR", "holder:RH-BULK-0000:%"], [])
+    assert _post_query("cycle:4:allocate", ["EUR", "nothing:%"], []) is None
+    assert Posting.objects.count() == 21
+
+
+@pytest.mark.services
+def test_postgresql_approval_refuses_a_holder_account_of_another_kind():
+    if connection.vendor != "postgresql":
+        skip_or_fail("the set-based approval is PostgreSQL's: set DATABASE_URL")
+    from royalties.services.cycle_ledger import _holder_accounts_ensure_sql
+
+    ((pk, code),) = _holders(1)
+    ledger_account_get_or_create(
+        code=f"holder_payable:{code}:EUR", name="Wrong", kind="asset", currency="EUR"
+    )
+    # A statement of this holder without a whole cycle (rolled back with the refusal, before
+    # its foreign keys are checked).
+    with (
+        pytest.raises(LedgerError, match=f"holder_payable:{code}:EUR exists as asset in EUR"),
+        transaction.atomic(),
+    ):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO royalties_statement (currency, brought_forward_minor, gross_minor, "
+                "deductions_minor, earned_minor, total_minor, payable_minor, "
+                "carried_forward_minor, allocation_id, cycle_id, holder_id) "
+                "VALUES ('EUR', 0, 0, 0, 0, 0, 0, 0, -1, -1, %s)",
+                [pk],
+            )
+        _holder_accounts_ensure_sql(allocation_id=-1, currency="EUR")
+    assert not LedgerAccount.objects.filter(code=f"holder:{code}:EUR").exists()
