@@ -42,13 +42,14 @@ from accounts.scoping import Caller
 from accounts.services import audit_record
 from config import failpoints
 from config.errors import ConflictError, DomainError, PermissionError_
-from licensing.services.licences import cash_account, fees_account
+from licensing.services.licences import fees_account
 from royalties.integrations import stripe_client
 from royalties.integrations.stripe_client import StripeBoundaryError
 from royalties.models import (
     AccountKind,
     Cycle,
     CycleStatus,
+    LedgerAccount,
     Payout,
     PayoutAccount,
     PayoutReturn,
@@ -58,7 +59,7 @@ from royalties.models import (
     Statement,
 )
 from royalties.services.cycle_ledger import holder_account_codes
-from royalties.services.ledger import Line, journal_entry_post, ledger_account_get_or_create
+from royalties.services.ledger import Line, journal_entry_post, ledger_accounts_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -420,10 +421,18 @@ def payout_submit(*, payout_id: int) -> str | None:
     except StripeBoundaryError as exc:
         return _submit_failed(payout, exc)
     failpoints.hit("payout.after_call", payout.pk)
-    payout_mark_sent(payout=payout, transfer=transfer)
+    accounts = _ledger_accounts(payout)
+    moved = payout_mark_sent(payout=payout, transfer=transfer, accounts=accounts)
     failpoints.hit("payout.after_write", payout.pk)
-    payout_confirm(payout_id=payout.pk)
-    return Payout.objects.get(pk=payout.pk).status
+    if not moved:  # someone else moved it on meanwhile: confirm whatever the row says now
+        return payout_confirm(payout_id=payout.pk)
+    # Confirm as payout_confirm does (read the transfer back from Stripe and apply it), with
+    # the payout and its accounts already in hand: the row is locked and re-read there.
+    return payout_transfer_apply(
+        payout=payout,
+        transfer=stripe_client.transfer_retrieve(transfer["id"]),
+        accounts=accounts,
+    )
 
 
 def _submit_failed(payout: Payout, exc: StripeBoundaryError) -> str:
@@ -478,26 +487,21 @@ class _quiet:
         return kind is not None and issubclass(kind, StripeBoundaryError)
 
 
-def _ledger_accounts(payout: Payout):
-    code = payout.holder.code
-    owed, due = holder_account_codes(code, payout.currency)
-    return (
-        ledger_account_get_or_create(
-            code=owed,
-            name=f"Owed to {code}",
-            kind=AccountKind.LIABILITY,
-            currency=payout.currency,
-            organisation=payout.holder,
-        ),
-        ledger_account_get_or_create(
-            code=due,
-            name=f"Payable to {code}",
-            kind=AccountKind.LIABILITY,
-            currency=payout.currency,
-            organisation=payout.holder,
-        ),
-        cash_account(via="stripe", currency=payout.currency),
+def _ledger_accounts(payout: Payout) -> tuple[LedgerAccount, LedgerAccount, LedgerAccount]:
+    """(holder:<code>, holder_payable:<code>, cash:stripe) in the payout's currency, read (or
+    created) in one query; the same accounts as ``ledger_account_get_or_create`` and
+    ``cash_account`` give, with the same checks."""
+    code, currency = payout.holder.code, payout.currency
+    owed, due = holder_account_codes(code, currency)
+    cash = f"cash:stripe:{currency}"
+    found = ledger_accounts_ensure(
+        [
+            (owed, f"Owed to {code}", AccountKind.LIABILITY, currency, payout.holder_id),
+            (due, f"Payable to {code}", AccountKind.LIABILITY, currency, payout.holder_id),
+            (cash, f"Cash at Stripe ({currency})", AccountKind.ASSET, currency, None),
+        ]
     )
+    return found[owed], found[due], found[cash]
 
 
 def _post(payout: Payout, name: str, lines: list[Line], description: str) -> None:
@@ -512,7 +516,12 @@ def _post(payout: Payout, name: str, lines: list[Line], description: str) -> Non
     )
 
 
-def payout_mark_sent(*, payout: Payout, transfer: dict[str, Any]) -> bool:
+def payout_mark_sent(
+    *,
+    payout: Payout,
+    transfer: dict[str, Any],
+    accounts: tuple[LedgerAccount, LedgerAccount, LedgerAccount] | None = None,
+) -> bool:
     """submitting → sent with Stripe's transfer, booking Dr holder_payable / Cr cash, in one
     transaction. Idempotent: a second call (a replayed answer, a webhook) changes nothing."""
     if int(transfer["amount"]) != payout.amount_minor:
@@ -521,7 +530,7 @@ def payout_mark_sent(*, payout: Payout, transfer: dict[str, Any]) -> bool:
             f"{payout.amount_minor}.",
             code="transfer_mismatch",
         )
-    _, due, cash = _ledger_accounts(payout)
+    _, due, cash = accounts or _ledger_accounts(payout)
     with transaction.atomic():
         moved = Payout.objects.filter(
             pk=payout.pk, status__in=(PayoutStatus.SUBMITTING, PayoutStatus.PENDING)
@@ -585,12 +594,17 @@ def payout_confirm(*, payout_id: int) -> str | None:
     if not payout.transfer_id:
         return payout.status
     transfer = stripe_client.transfer_retrieve(payout.transfer_id)
-    payout_transfer_apply(payout=payout, transfer=transfer)
-    return Payout.objects.get(pk=payout_id).status
+    return payout_transfer_apply(payout=payout, transfer=transfer)
 
 
-def payout_transfer_apply(*, payout: Payout, transfer: dict[str, Any]) -> None:
-    owed, _, cash = _ledger_accounts(payout)
+def payout_transfer_apply(
+    *,
+    payout: Payout,
+    transfer: dict[str, Any],
+    accounts: tuple[LedgerAccount, LedgerAccount, LedgerAccount] | None = None,
+) -> str:
+    """Apply what Stripe says of the payout's transfer; returns the payout's status after."""
+    owed, _, cash = accounts or _ledger_accounts(payout)
     txn = transfer.get("balance_transaction")
     fee = int(txn.get("fee") or 0) if isinstance(txn, dict) else 0
     with transaction.atomic():
@@ -639,6 +653,7 @@ def payout_transfer_apply(*, payout: Payout, transfer: dict[str, Any]) -> None:
             fields["settled_at"] = timezone.now()
         Payout.objects.filter(pk=payout.pk).update(**fields)
     payout_run_finish_if_done(run_id=payout.run_id)
+    return fields.get("status", payout.status)
 
 
 def payout_transfer_refresh(*, transfer_id: str) -> bool:
