@@ -23,6 +23,19 @@ machines) over Redis DB 11, with the local Stripe server (``stripe_local``) in t
                 workers send one transfer per payout, webhooks confirm
   reconcile     ``reconcile_cycle`` checks Stripe against the ledger and closes the cycle
 
+Licensees and rights holders are independent organisations, so they act at the same time as
+they would in life: ``--actors`` (default 4) of them at once pay their Checkout sessions
+(``licence_checkout_start`` and Stripe's payment page) and onboard their Express accounts
+(``payout_account_connect`` and Stripe's onboarding form), each on its own thread and database
+connection. Stripe, another independent party, delivers the webhooks it held the same way,
+``--actors`` requests at once to the same receiving code as ``POST /stripe/webhook/``
+(signature checked, stored once, processed on the workers), as Stripe does not deliver events
+one at a time nor in order. The quotes and licences are still made one after the other, in
+licensee order, so licence ids (which the allocation's checksum sees) are the same in every
+run; ``--actors 1`` is the old one-by-one driver. Everything the society's own staff and
+workers do stays as it was, and a stage still waits for its webhooks to be processed on the
+workers.
+
 Prints, per stage, seconds, rows and rows/s, the peak RSS (``VmHWM``, reset at the start of
 each stage) of this process and of the largest worker, and the 1-minute load average; then the
 totals identity, the allocation's checksum and a checksum of the statements keyed by stable
@@ -54,6 +67,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -242,6 +256,60 @@ class Stages:
         )
 
 
+def _concurrently(items: list, action, actors: int) -> list:
+    """``action(item)`` for every item, ``actors`` at a time on threads (independent users, each
+    with its own database connection, closed when its thread is done); the results in the
+    order of ``items``. The first error is raised once every thread has stopped."""
+    from django.db import connections
+
+    results: list = [None] * len(items)
+    errors: list[BaseException] = []
+    queue = iter(enumerate(items))
+    lock = threading.Lock()
+
+    def actor() -> None:
+        try:
+            while not errors:
+                with lock:
+                    nxt = next(queue, None)
+                if nxt is None:
+                    return
+                results[nxt[0]] = action(nxt[1])
+        except BaseException as exc:  # raised again in the calling thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=actor) for _ in range(max(1, min(actors, len(items))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _webhooks_deliver(control, actors: int) -> int:
+    """``demo_webhooks_deliver`` with ``actors`` deliveries at once: every held webhook
+    through the path of ``POST /stripe/webhook/`` (verify the signature, store once, enqueue
+    its processing). Returns how many."""
+    from licensing.services.stripe_events import stripe_event_receive
+    from royalties.integrations.stripe_client import webhook_event_construct
+
+    held = control.webhooks_held()
+    control.webhooks_discard()
+
+    def deliver(item) -> None:
+        event = webhook_event_construct(
+            item["payload"].encode("utf-8"), item["headers"]["Stripe-Signature"]
+        )
+        stripe_event_receive(event=event)
+
+    _concurrently(held, deliver, actors)
+    return len(held)
+
+
 def _wait(what: str, done, workers: Workers | None, timeout: float, every: float = 0.5):
     deadline = time.monotonic() + timeout
     while True:
@@ -351,7 +419,6 @@ def quarter_run(args, size: dict, files: dict, workdir: str, workers: Workers | 
     from accounts.models import Organisation, Role
     from accounts.scoping import Caller
     from licensing.demo_declarations import current_quarter
-    from licensing.demo_licences import demo_webhooks_deliver
     from licensing.models import CatalogueImport, Licence, LicenceStatus, UsageDeclaration
     from licensing.services.declarations import declaration_file_start
     from licensing.services.imports import catalogue_import_start
@@ -434,19 +501,26 @@ def quarter_run(args, size: dict, files: dict, workdir: str, workers: Workers | 
         # --- licences --------------------------------------------------------------------
         t = stages.start()
         licensees = list(Organisation.objects.filter(code__startswith="LI-").order_by("code"))
-        licences = []
-        for i, licensee in enumerate(licensees):
+        buyers = []
+        for i, licensee in enumerate(licensees):  # in order: the same licence ids every run
             caller = Caller(user=None, organisation=licensee, role=Role.OWNER)
             product = society["products"][i % len(society["products"])]
             quote = quote_create(
                 caller=caller, product=product, annual_revenue_minor=10_000_000 * (1 + i % 7),
                 training_volume=1_000_000,
             )  # fmt: skip
-            licence = licence_from_quote(caller=caller, quote=quote)
+            buyers.append((caller, licence_from_quote(caller=caller, quote=quote)))
+
+        def buy(buyer) -> int:  # one licensee: Checkout, then pays on Stripe's page
+            caller, licence = buyer
             payment = licence_checkout_start(caller=caller, licence=licence)
-            control.checkout_session_pay(payment.checkout_session_id, email=licensee.contact_email)
-            licences.append(licence.pk)
-        demo_webhooks_deliver(control)
+            control.checkout_session_pay(
+                payment.checkout_session_id, email=caller.organisation.contact_email
+            )
+            return licence.pk
+
+        licences = _concurrently(buyers, buy, args.actors)
+        _webhooks_deliver(control, args.actors)
         _wait(
             "licences",
             lambda: (
@@ -538,17 +612,21 @@ def quarter_run(args, size: dict, files: dict, workdir: str, workers: Workers | 
         )
         # 1 % of payable holders never connect an account: their payouts are held.
         connect = [s.holder for k, s in enumerate(payable) if k % 100 != 99]
-        for holder in connect:
+
+        def onboard(holder) -> None:  # one holder: connect, then Stripe's onboarding form
             payout_account_connect(
                 caller=Caller(user=None, organisation=holder, role=Role.OWNER),
                 return_url="http://127.0.0.1:8000/payouts/return/",
                 refresh_url="http://127.0.0.1:8000/payouts/refresh/",
             )
-        for account_id in PayoutAccount.objects.filter(
-            organisation__in=[h.pk for h in connect]
-        ).values_list("stripe_account_id", flat=True):
-            control.account_complete_onboarding(account_id)
-        demo_webhooks_deliver(control)  # account.updated -> processed on the workers
+            control.account_complete_onboarding(
+                PayoutAccount.objects.filter(organisation=holder)
+                .values_list("stripe_account_id", flat=True)
+                .get()
+            )
+
+        _concurrently(connect, onboard, args.actors)
+        _webhooks_deliver(control, args.actors)  # account.updated -> processed on the workers
         _wait(
             "payout accounts",
             lambda: (
@@ -595,7 +673,7 @@ def quarter_run(args, size: dict, files: dict, workdir: str, workers: Workers | 
             raise _Stop(stages, quarter_started)
         # --- reconciliation --------------------------------------------------------------
         t = stages.start()
-        demo_webhooks_deliver(control)  # transfer.created
+        _webhooks_deliver(control, args.actors)  # transfer.created
         reconciliation = reconcile_cycle(cycle_id=cycle.pk)
         stages.done(
             "reconcile", t, reconciliation.checked.get("transfers", 0), "transfers",
@@ -684,6 +762,10 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--stripe-port", type=int, default=12911)
     parser.add_argument("--stage-timeout", type=float, default=3600)
+    parser.add_argument(
+        "--actors", type=int, default=4,
+        help="licensees buying and holders onboarding at the same time (1: one by one)",
+    )  # fmt: skip
     parser.add_argument("--results", help="append this run's figures as one JSON line here")
     parser.add_argument("--keep-workdir", action="store_true")
     parser.add_argument(
