@@ -524,6 +524,7 @@ _TABLES = [
     "e_br",
     "e_he",
     "e_hix",
+    "e_hp",
 ]
 
 
@@ -800,25 +801,14 @@ class _Run:
 
         Matched rows (`e_u`, keyed by work) and unmatched rows (`e_um`, keyed by ref) are kept
         apart so that the millions of matched rows never carry a string. `route`: 0 to the
-        work's holders, 2 reserved, 3 disputed, 4 a work without shares.
+        work's holders, 2 reserved, 3 disputed, 4 a work without shares. In the common case
+        (`_matched_rows`: 64-bit amounts, dense work ids, valid rows) the matched rows stay
+        numpy arrays instead of `e_u`, with the same values; DuckDB has the unmatched ones.
         """
         p = self.policy
-        self.sql(
-            """CREATE OR REPLACE TEMP TABLE e_u AS
-            SELECT CAST(u.licence_id AS BIGINT) AS licence_id, CAST(u.work_id AS BIGINT) AS work_id,
-              CAST(u.quantity AS BIGINT) AS q,
-              CAST(u.quantity AS BIGINT) * w.wbp AS wt,
-              coalesce(w.mbp, l.pbp) AS bp,
-              CAST(CASE WHEN u.reserved THEN 2 WHEN w.disputed THEN 3
-                   WHEN NOT w.has_shares THEN 4 ELSE 0 END AS TINYINT)
-                AS route,
-              false AS proxy,
-              w.work_id IS NULL AS unknown_work, l.licence_id IS NULL AS unknown_licence,
-              u.reserved IS NULL AS no_reserved, w.h1
-            FROM e_usage_in u LEFT JOIN e_wrk w ON w.work_id = u.work_id
-              LEFT JOIN e_lic l ON l.licence_id = u.licence_id
-            WHERE u.work_id IS NOT NULL"""
-        )
+        self.fast = self._matched_rows()
+        if self.fast is None:
+            self._matched_sql()
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_um AS
             SELECT CAST(u.licence_id AS BIGINT) AS licence_id,
@@ -830,12 +820,15 @@ class _Run:
             FROM e_usage_in u LEFT JOIN e_lic l ON l.licence_id = u.licence_id
             WHERE u.work_id IS NULL"""  # nosec B608
         )
-        checks = self.one(
-            """SELECT count(*) FILTER (licence_id IS NULL OR q IS NULL OR no_reserved),
-                 count(*) FILTER (q < 0), count(*) FILTER (unknown_work),
-                 count(*) FILTER (unknown_licence AND licence_id IS NOT NULL)
-               FROM e_u"""
-        )
+        if self.fast is None:
+            checks = self.one(
+                """SELECT count(*) FILTER (licence_id IS NULL OR q IS NULL OR no_reserved),
+                     count(*) FILTER (q < 0), count(*) FILTER (unknown_work),
+                     count(*) FILTER (unknown_licence AND licence_id IS NOT NULL)
+                   FROM e_u"""
+            )
+        else:  # `_matched_rows` found every matched row valid
+            checks = (0, 0, 0, 0)
         checks_um = self.one(
             """SELECT count(*) FILTER (licence_id IS NULL OR q IS NULL OR no_reserved),
                  count(*) FILTER (q < 0), count(*) FILTER (ref = ''),
@@ -858,10 +851,17 @@ class _Run:
         # the product's direct licences: its scaled split is exactly the sum of theirs, up to
         # truncation. With the suspense fallback they get no rows (step 7: `no_usage`).
         base = self.proxy_base
+        matched = "e_u"
+        if self.fast is not None:  # the matched weight per licence, summed in numpy
+            matched = "e_uw_in"
+            self.con.register(
+                matched,
+                pd.DataFrame({"licence_id": self.fast["ids"], "wt": self.fast["lic_wt"]}),
+            )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_lw AS
             WITH w AS (SELECT licence_id, sum(wt) AS wt FROM (
-                SELECT licence_id, wt FROM e_u UNION ALL SELECT licence_id, wt FROM e_um)
+                SELECT licence_id, wt FROM {matched} UNION ALL SELECT licence_id, wt FROM e_um)
               GROUP BY licence_id)
             SELECT l.licence_id, l.product, l.pidx, l.pbp, l.pool_minor, l.donor,
                    l.declared AND coalesce(w.wt, 0) > 0 AS direct,
@@ -869,6 +869,8 @@ class _Run:
                         ELSE {base} + l.pidx END AS pool_id
             FROM e_lic l LEFT JOIN w ON w.licence_id = l.licence_id"""  # nosec B608
         )
+        if self.fast is not None:
+            self.con.unregister(matched)
         lender = self.one("SELECT min(licence_id) FROM e_lw WHERE donor AND NOT direct")[0]
         if lender is not None:
             raise AllocationError(
@@ -886,22 +888,25 @@ class _Run:
             GROUP BY pool_id, product, pidx"""  # nosec B608
         )
         proxied = self.one("SELECT count(*) FROM e_pool WHERE proxy")[0]
+        if self.fast is not None:
+            self._pool_rows()
         if proxied:
             # Each proxied licence used to carry a copy of the donor rows: the pool's rows
             # keep counting the quantity once per licence (k) for the statement lines.
-            self.sql(
-                """INSERT INTO e_u
-                WITH donor AS (
-                  SELECT l.product, u.work_id, u.route, sum(u.q) AS q, sum(u.wt) AS wt,
-                         any_value(u.bp) AS bp, any_value(u.h1) AS h1
-                  FROM e_u u JOIN e_lw l ON l.licence_id = u.licence_id
-                  WHERE l.direct AND u.wt > 0 AND l.product IN (
-                    SELECT product FROM e_pool WHERE proxy)
-                  GROUP BY l.product, u.work_id, u.route)
-                SELECT p.pool_id, d.work_id, CAST(d.q * p.k AS BIGINT), CAST(d.wt AS BIGINT),
-                       d.bp, d.route, true, false, false, false, d.h1
-                FROM e_pool p JOIN donor d ON d.product = p.product WHERE p.proxy"""
-            )
+            if self.fast is None:
+                self.sql(
+                    """INSERT INTO e_u
+                    WITH donor AS (
+                      SELECT l.product, u.work_id, u.route, sum(u.q) AS q, sum(u.wt) AS wt,
+                             any_value(u.bp) AS bp, any_value(u.h1) AS h1
+                      FROM e_u u JOIN e_lw l ON l.licence_id = u.licence_id
+                      WHERE l.direct AND u.wt > 0 AND l.product IN (
+                        SELECT product FROM e_pool WHERE proxy)
+                      GROUP BY l.product, u.work_id, u.route)
+                    SELECT p.pool_id, d.work_id, CAST(d.q * p.k AS BIGINT), CAST(d.wt AS BIGINT),
+                           d.bp, d.route, true, false, false, false, d.h1
+                    FROM e_pool p JOIN donor d ON d.product = p.product WHERE p.proxy"""
+                )
             self.sql(
                 """INSERT INTO e_um
                 WITH donor AS (
@@ -916,6 +921,223 @@ class _Run:
                 FROM e_pool p JOIN donor d ON d.product = p.product WHERE p.proxy"""
             )
 
+    def _matched_sql(self) -> None:
+        """Step 2 for the matched rows in SQL (`e_u`): any input, checked after."""
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_u AS
+            SELECT CAST(u.licence_id AS BIGINT) AS licence_id, CAST(u.work_id AS BIGINT) AS work_id,
+              CAST(u.quantity AS BIGINT) AS q,
+              CAST(u.quantity AS BIGINT) * w.wbp AS wt,
+              coalesce(w.mbp, l.pbp) AS bp,
+              CAST(CASE WHEN u.reserved THEN 2 WHEN w.disputed THEN 3
+                   WHEN NOT w.has_shares THEN 4 ELSE 0 END AS TINYINT)
+                AS route,
+              false AS proxy,
+              w.work_id IS NULL AS unknown_work, l.licence_id IS NULL AS unknown_licence,
+              u.reserved IS NULL AS no_reserved, w.h1
+            FROM e_usage_in u LEFT JOIN e_wrk w ON w.work_id = u.work_id
+              LEFT JOIN e_lic l ON l.licence_id = u.licence_id
+            WHERE u.work_id IS NOT NULL"""
+        )
+
+    def _matched_rows(self) -> dict[str, Any] | None:
+        """Step 2 for the matched rows in numpy, in the common case; None (nothing done)
+        when it does not apply, and `_matched_sql` does the same in SQL.
+
+        The common case: 64-bit amounts; plain int64 licence ids and quantities, bool
+        reserved; work ids dense enough for arrays indexed by work id; every matched row
+        naming a known work and licence with a quantity >= 0 (anything else goes to the SQL
+        path, which raises the right error); every weight and sum of weights below 2⁶³, the
+        total quantity below 2⁶³ even times the number of licences plus one (a proxy pool
+        counts its donors' quantity k times, so numpy's int64 sums cannot wrap); and the
+        whole cycle's weight below 2⁵³ (so every pool's is: `_price_rows` applies). Per
+        row: weight q × wbp, fee rate (media, else product), route; the same values `e_u`
+        would hold. Returns the rows, the work and licence lookup arrays, and each licence's
+        summed matched weight."""
+        usage = self.inputs.usage
+        if self.AMT != "BIGINT" or not len(usage):
+            return None
+        if (
+            usage["licence_id"].dtype != np.int64
+            or usage["quantity"].dtype != np.int64
+            or usage["reserved"].dtype != np.bool_
+            or str(usage["work_id"].dtype) not in {"Int64", "int64"}
+        ):
+            return None
+        lic = self.con.execute("SELECT licence_id, pidx, pbp FROM e_lic ORDER BY licence_id")
+        lic = {k: np.asarray(v, dtype="int64") for k, v in lic.fetchnumpy().items()}
+        works = self.con.execute(
+            """SELECT work_id, wbp, coalesce(mbp, -1) AS mbp,
+                 CAST(CASE WHEN disputed THEN 3 WHEN NOT has_shares THEN 4 ELSE 0 END
+                   AS TINYINT) AS route,
+                 coalesce(h1, 0) AS h1, h1 IS NOT NULL AS has_h1
+               FROM e_wrk"""
+        ).fetchnumpy()
+        ids = lic["licence_id"]
+        if not len(ids) or not len(works["work_id"]):
+            return None
+        n_pidx = int(lic["pidx"].max()) + 1
+        work_ids = np.asarray(works["work_id"], dtype="int64")
+        least, top = int(work_ids.min()), int(work_ids.max())
+        n = len(usage)
+        if least < 0 or (top + 1) * n_pidx > _DENSE_SLOTS_PER_ROW * n + _DENSE_SLOTS_ANYWAY:
+            return None
+        # Views with numpy's own dtypes: an unpickled frame's dtype is an equal copy, which
+        # sends `np.add.at` down its slow generic path.
+        quantity = usage["quantity"].to_numpy().view(np.int64)
+        wbp = np.asarray(works["wbp"], dtype="int64")
+        w_max = max(int(wbp.max()), self.policy.unmatched_weight_bp, 1)
+        q_max = int(quantity.max())
+        if int(quantity.min()) < 0 or q_max * w_max * n >= 2**63:
+            return None
+        if int(quantity.sum()) * (len(ids) + 1) >= 2**63:  # the sum is exact: q_max × n < 2⁶³
+            return None
+        unmatched = usage["work_id"].isna().to_numpy()
+        if unmatched.any():
+            work = usage["work_id"].to_numpy(dtype="int64", na_value=-1)[~unmatched]
+            q = quantity[~unmatched]
+            lid = usage["licence_id"].to_numpy().view(np.int64)[~unmatched]
+            reserved = usage["reserved"].to_numpy().view(np.bool_)[~unmatched]
+        else:
+            work = usage["work_id"].to_numpy(dtype="int64").view(np.int64)
+            q, lid = quantity, usage["licence_id"].to_numpy().view(np.int64)
+            reserved = usage["reserved"].to_numpy().view(np.bool_)
+        known = np.zeros(top + 1, dtype=bool)
+        known[work_ids] = True
+        if len(work) and (int(work.min()) < 0 or int(work.max()) > top or not known[work].all()):
+            return None
+        li = _index_of(ids, lid)
+        if li is None:
+            return None
+        wbp_w = np.zeros(top + 1, dtype="int64")
+        wbp_w[work_ids] = wbp
+        wt = q * wbp_w[work]
+        total = int(wt.sum()) + int(quantity[unmatched].sum()) * self.policy.unmatched_weight_bp
+        if total >= _EXACT_W:
+            return None
+        route_w = np.zeros(top + 1, dtype="int8")
+        route_w[work_ids] = np.asarray(works["route"], dtype="int8")
+        route = route_w[work]
+        route[reserved] = 2
+        del reserved, lid
+        lic_wt = np.zeros(len(ids), dtype="int64")
+        np.add.at(lic_wt, li, wt)
+
+        def by_work(column: str, dtype: str, fill: Any) -> np.ndarray:
+            out = np.full(top + 1, fill, dtype=dtype)
+            out[work_ids] = np.asarray(works[column], dtype=dtype)
+            return out
+
+        # `pbp` by product (the rate of every licence of it).
+        pbp = np.zeros(n_pidx, dtype="int64")
+        pbp[lic["pidx"]] = lic["pbp"]
+        return {
+            "li": li,
+            "work": work,
+            "q": q,
+            "wt": wt,
+            "route": route,
+            "ids": ids,
+            "pidx": lic["pidx"],
+            "n_pidx": n_pidx,
+            "pbp": pbp,
+            "top": top,
+            "route_w": route_w,
+            "wbp_w": wbp_w,
+            "mbp_w": by_work("mbp", "int64", -1),
+            "h1_w": by_work("h1", "int64", 0),
+            "has_h1_w": by_work("has_h1", "bool", False),
+            "lic_wt": lic_wt,
+        }
+
+    def _pool_rows(self) -> None:
+        """The priced matched rows of `_matched_rows`, as `e_u` would give them to steps 3-4:
+        each direct pool's own rows of weight > 0 and, for each product's proxy pool, the
+        rows of the product's direct licences of weight > 0 summed per (work, route), the
+        quantity times the pool's licence count k (exact int64 sums, bounded by the checks
+        of `_matched_rows`). Rows carry a pool key: the licence's index for its own pool,
+        `len(ids) + pidx` for a proxy pool. Frees the per-row arrays it no longer needs."""
+        fast = self.fast
+        if fast is None:  # pragma: no cover - only called on the fast path
+            raise AllocationError("no matched rows to pool")
+        ids, top = fast["ids"], fast["top"]
+        lw = self.con.execute(
+            "SELECT licence_id, direct, donor FROM e_lw ORDER BY licence_id"
+        ).fetchnumpy()
+        direct = np.asarray(lw["direct"], dtype=bool)
+        own_pool = direct & ~np.asarray(lw["donor"], dtype=bool)
+        proxies = self.con.execute(
+            "SELECT pidx, k FROM e_pool WHERE proxy ORDER BY pidx"
+        ).fetchall()
+        li, wt = fast.pop("li"), fast.pop("wt")
+        work, q, route = fast.pop("work"), fast.pop("q"), fast.pop("route")
+        segments = []
+        if proxies:
+            # Donor rows: direct licences of a product with a proxy pool, weight > 0, summed
+            # per (product slot, work, reserved) (reserved or not decides the route). The
+            # weight is q × wbp of the work, so a group's is its summed q × wbp, and the
+            # group exists (has a row of weight > 0) exactly when both are > 0: only q is
+            # summed, over every row of a lending licence.
+            slot_of = np.full(fast["n_pidx"], -1, dtype="int64")
+            slot_of[[int(x) for x, _ in proxies]] = np.arange(len(proxies))
+            slot_lic = slot_of[fast["pidx"]]
+            lends = direct & (slot_lic >= 0)
+            base = np.where(lends, slot_lic * (top + 1) * 2, -1)[li]  # per row
+            size = len(proxies) * (top + 1) * 2
+            acc_q = np.zeros(size, dtype="int64")
+            lend = base >= 0
+            if lend.all():
+                key = base + work * 2 + (route == 2)
+                np.add.at(acc_q, key, q)
+            else:
+                key = base[lend] + work[lend] * 2 + (route[lend] == 2)
+                np.add.at(acc_q, key, q[lend])
+            del base, key, lend
+            used = np.flatnonzero(acc_q)
+            p_work = (used // 2) % (top + 1)
+            p_wbp = fast["wbp_w"][p_work]
+            used, p_work, p_wbp = used[p_wbp > 0], p_work[p_wbp > 0], p_wbp[p_wbp > 0]
+            reserved = (used % 2).astype(bool)
+            p_slot = used // (2 * (top + 1))
+            p_route = np.where(reserved, np.int8(2), fast["route_w"][p_work]).astype("int8")
+            k = np.asarray([int(x) for _, x in proxies], dtype="int64")
+            pidx = np.asarray([int(x) for x, _ in proxies], dtype="int64")
+            p_q = acc_q[used]
+            segments.append(
+                {
+                    "pk": len(ids) + pidx[p_slot],
+                    "work": p_work,
+                    "q": p_q * k[p_slot],
+                    "wt": p_q * p_wbp,
+                    "route": p_route,
+                }
+            )
+            del acc_q, used, reserved, p_work, p_slot, p_route, p_q, p_wbp
+        own = (wt > 0) & own_pool[li]
+        if own.all():
+            segments.insert(0, {"pk": li, "work": work, "q": q, "wt": wt, "route": route})
+        else:
+            segments.insert(
+                0,
+                {
+                    "pk": li[own],
+                    "work": work[own],
+                    "q": q[own],
+                    "wt": wt[own],
+                    "route": route[own],
+                },
+            )
+        del li, wt, work, q, route, own
+        fast["segments"] = segments
+        # Each pool's matched weight (its rows' weights are all > 0).
+        pool_wt = np.zeros(len(ids) + fast["n_pidx"], dtype="int64")
+        for segment in segments:
+            np.add.at(pool_wt, segment["pk"], segment["wt"])
+        fast["pool_ids"] = np.concatenate(
+            [ids, self.proxy_base + np.arange(fast["n_pidx"], dtype="int64")]
+        )
+        fast["pool_wt"] = pool_wt
+
     # --------------------------------------------------------------------------------- split
     def split(self) -> None:
         """Steps 3-5: pools over rows, fee per row, net to holders or suspense.
@@ -924,18 +1146,30 @@ class _Run:
         licence) are not priced. The split to holders is summed per (holder, work, product)
         (`e_c`): a work's one whole share takes each row's net as it is, so its rows are
         summed before the holder is attached; the other works' rows are split row by row
-        (each share's floor is per row) and summed after.
+        (each share's floor is per row) and summed after (in numpy on the fast path of
+        `_matched_rows`, in SQL otherwise: the same integers either way).
         """
-        S, AMT = self.S, self.AMT
-        # Weight per pool.
+        S, AMT, fast = self.S, self.AMT, self.fast
+        # Weight per pool (the matched rows' summed by `_pool_rows` on the fast path).
+        matched = "SELECT licence_id, wt FROM e_u WHERE wt > 0"
+        if fast is not None:
+            matched = "SELECT licence_id, wt FROM e_uw_in"
+            self.con.register(
+                "e_uw_in",
+                pd.DataFrame({"licence_id": fast["pool_ids"], "wt": fast["pool_wt"]})[
+                    fast["pool_wt"] > 0
+                ],
+            )
         self.sql(
-            """CREATE OR REPLACE TEMP TABLE e_lt AS
+            f"""CREATE OR REPLACE TEMP TABLE e_lt AS
             SELECT x.licence_id AS pool_id, sum(x.wt) AS W FROM (
-                SELECT licence_id, wt FROM e_u WHERE wt > 0
+                {matched}
                 UNION ALL SELECT licence_id, wt FROM e_um WHERE wt > 0) x
               SEMI JOIN e_pool p ON p.pool_id = x.licence_id
-            GROUP BY x.licence_id"""
+            GROUP BY x.licence_id"""  # nosec B608
         )
+        if fast is not None:
+            self.con.unregister("e_uw_in")
         pools = self.con.execute(
             f"""SELECT p.pool_id, p.pidx, p.pool_minor * CAST({S} AS HUGEINT), t.W
             FROM e_pool p JOIN e_lt t ON t.pool_id = p.pool_id ORDER BY p.pool_id"""  # nosec B608
@@ -953,15 +1187,23 @@ class _Run:
         if pools and AMT == "BIGINT" and all(int(w) < _EXACT_W for *_, w in pools):
             summed = self._price_rows(pools)
         else:
+            if fast is not None:  # no pool has weight: no matched row is priced
+                _require(not pools, "arithmetic out of range: a pool's weight")
+                self.sql(
+                    """CREATE OR REPLACE TEMP TABLE e_u (licence_id BIGINT, work_id BIGINT,
+                         q BIGINT, wt BIGINT, bp BIGINT, route TINYINT, h1 BIGINT)"""
+                )
             self._price_sql()
             summed = False
         # The weighted usage is priced: free its memory before the holder split.
-        self.sql("DROP TABLE e_u; DROP TABLE e_um")
+        self.fast = None
+        self.sql("DROP TABLE IF EXISTS e_u; DROP TABLE e_um")
         # Step 5, a work's one whole share: the holder takes each row's net (and fee),
         # summed per (work, product) (done by `_price_rows` already, when it could).
         if not summed:
             self._whole_sql()
-        self._split_shares()
+        if fast is None or not summed:  # else done by `_price_matched`
+            self._split_shares()
 
     def _whole_sql(self) -> None:
         AMT = self.AMT
@@ -1065,16 +1307,19 @@ class _Run:
         `e_r` when work ids are dense enough: they are summed here per (work, product) into
         `e_c` and per licence into `e_lsum` (numpy integer sums: every sum is at most the
         cycle's scaled total or its total quantity, both checked below 2⁶³). Returns whether
-        it did so."""
+        it did so.
+
+        On the fast path (`_matched_rows`) the matched rows come straight from numpy arrays
+        (`_price_matched`; no `e_u` and no re-reads), where the rows of works with several
+        shares (or a partial one) are split too (`_Shares`, as `_split_shares` would), so
+        `e_r` keeps only the rows routed to suspense."""
         ids = np.asarray([int(p[0]) for p in pools], dtype="int64")
         pidx = np.asarray([int(p[1]) for p in pools], dtype="int64")
         big_w = np.asarray([int(p[3]) for p in pools], dtype="int64")
         q_all = np.asarray([int(p[2]) // int(p[3]) for p in pools], dtype="int64")
         r_all = np.asarray([int(p[2]) % int(p[3]) for p in pools], dtype="int64")
 
-        def priced(table: pa.Table) -> dict[str, Any]:
-            at = np.searchsorted(ids, table.column("licence_id").to_numpy())
-            wt = table.column("wt").to_numpy()
+        def priced(at: np.ndarray, wt: np.ndarray, bp: np.ndarray) -> dict[str, Any]:
             w, r = big_w[at], r_all[at]
             e = np.floor(r.astype("float64") * wt.astype("float64") / w.astype("float64"))
             e = e.astype("int64")
@@ -1084,20 +1329,24 @@ class _Run:
             if len(low) and ((low < 0) | (low > wt)).any():  # never: the proof above
                 raise AllocationError("arithmetic out of range: a row's share of its pool")
             a = q_all[at] * wt + low
-            bp = table.column("bp").to_numpy()
             fee = (a // BP) * bp + ((a % BP) * bp) // BP
             return {"pidx": pidx[at], "fee": fee, "net": a - fee}
 
-        n_pidx = int(pidx.max()) + 1
-        least, top, rows, q_max = self.one(
-            """SELECT coalesce(min(work_id), 0), coalesce(max(work_id), 0), count(*),
-                      coalesce(max(q), 0) FROM e_u WHERE wt > 0"""
-        )
-        dense = (
-            int(least) >= 0
-            and (int(top) + 1) * n_pidx <= _DENSE_SLOTS_PER_ROW * int(rows) + _DENSE_SLOTS_ANYWAY
-            and int(q_max) * max(int(rows), 1) < 2**63
-        )
+        fast = self.fast
+        if fast is not None:  # dense by `_matched_rows`
+            n_pidx, top, dense = fast["n_pidx"], fast["top"], True
+        else:
+            n_pidx = int(pidx.max()) + 1
+            least, top, rows, q_max = self.one(
+                """SELECT coalesce(min(work_id), 0), coalesce(max(work_id), 0), count(*),
+                          coalesce(max(q), 0) FROM e_u WHERE wt > 0"""
+            )
+            dense = (
+                int(least) >= 0
+                and (int(top) + 1) * n_pidx
+                <= _DENSE_SLOTS_PER_ROW * int(rows) + _DENSE_SLOTS_ANYWAY
+                and int(q_max) * max(int(rows), 1) < 2**63
+            )
         if dense:
             size = (int(top) + 1) * n_pidx
             acc_q = np.zeros(size, dtype="int64")
@@ -1106,23 +1355,59 @@ class _Run:
             lic_fee = np.zeros(len(ids), dtype="int64")
             lic_net = np.zeros(len(ids), dtype="int64")
             lic_k = np.zeros(len(ids), dtype="int64")
-        # Chunks of pools of about a million rows each keep the numpy temporaries small.
-        counts = dict(
-            self.con.execute(
-                """SELECT licence_id, count(*) FROM (
-                  SELECT licence_id FROM e_u WHERE wt > 0
-                  UNION ALL SELECT licence_id FROM e_um WHERE wt > 0)
-                GROUP BY licence_id"""
-            ).fetchall()
-        )
-        chunks: list[list[int]] = [[]]
-        size = 0
-        for pool_id in ids.tolist():
-            if size >= 1_000_000:
-                chunks.append([])
-                size = 0
-            chunks[-1].append(pool_id)
-            size += int(counts.get(pool_id, 0))
+
+        def whole_sums(
+            whole: np.ndarray,
+            at,
+            work,
+            q,
+            out: dict[str, Any],
+            *,
+            by_work: bool = True,
+            by_licence: bool = True,
+        ) -> None:
+            fee, net = out["fee"][whole], out["net"][whole]
+            if by_work:
+                key = work[whole] * n_pidx + out["pidx"][whole]
+                np.add.at(acc_q, key, q[whole])
+                np.add.at(acc_net, key, net)
+                np.add.at(acc_fee, key, fee)
+            if not by_licence:
+                return
+            at = at[whole]
+            np.add.at(lic_fee, at, fee)
+            np.add.at(lic_net, at, net)
+            lic_k[:] += np.bincount(at, minlength=len(ids))
+
+        def store(name: str, frame: pa.Table, first: bool) -> None:
+            self.con.register("e_priced_in", frame)
+            if first:
+                self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM e_priced_in")  # nosec B608
+            else:
+                self.sql(f"INSERT INTO {name} SELECT * FROM e_priced_in")  # nosec B608
+            self.con.unregister("e_priced_in")
+
+        if fast is not None:
+            shared = self._price_matched(ids, pidx, priced, whole_sums, store)
+            chunks: list[list[int]] = []
+        else:
+            # Chunks of pools of about a million rows each keep the numpy temporaries small.
+            counts = dict(
+                self.con.execute(
+                    """SELECT licence_id, count(*) FROM (
+                      SELECT licence_id FROM e_u WHERE wt > 0
+                      UNION ALL SELECT licence_id FROM e_um WHERE wt > 0)
+                    GROUP BY licence_id"""
+                ).fetchall()
+            )
+            chunks = [[]]
+            size = 0
+            for pool_id in ids.tolist():
+                if size >= 1_000_000:
+                    chunks.append([])
+                    size = 0
+                chunks[-1].append(pool_id)
+                size += int(counts.get(pool_id, 0))
         for name, source, columns, parts in (
             ("e_r", "e_u", ["licence_id", "work_id", "q", "route", "h1"], chunks),
             ("e_rum", "e_um", ["licence_id", "ref", "reserved"], [ids.tolist()]),
@@ -1133,25 +1418,17 @@ class _Run:
                     WHERE wt > 0 AND licence_id BETWEEN {chunk[0]} AND {chunk[-1]}
                       AND licence_id IN (SELECT pool_id FROM e_lt)"""  # nosec B608
                 ).to_arrow_table()
-                out = priced(table)
+                at = np.searchsorted(ids, table.column("licence_id").to_numpy())
+                out = priced(at, table.column("wt").to_numpy(), table.column("bp").to_numpy())
                 if name == "e_r" and dense:
-                    route = table.column("route").to_numpy()
-                    whole = (route == 0) & table.column("h1").is_valid().to_numpy(
-                        zero_copy_only=False
-                    )
-                    at = np.searchsorted(ids, table.column("licence_id").to_numpy()[whole])
-                    key = table.column("work_id").to_numpy()[whole] * n_pidx + out["pidx"][whole]
-                    fee, net = out["fee"][whole], out["net"][whole]
-                    np.add.at(acc_q, key, table.column("q").to_numpy()[whole])
-                    np.add.at(acc_net, key, net)
-                    np.add.at(acc_fee, key, fee)
-                    np.add.at(lic_fee, at, fee)
-                    np.add.at(lic_net, at, net)
-                    lic_k += np.bincount(at, minlength=len(ids))
-                    rest = pa.array(~whole)
-                    table = table.filter(rest)
+                    whole = (table.column("route").to_numpy() == 0) & table.column(
+                        "h1"
+                    ).is_valid().to_numpy(zero_copy_only=False)
+                    work = table.column("work_id").to_numpy()
+                    whole_sums(whole, at, work, table.column("q").to_numpy(), out)
+                    table = table.filter(pa.array(~whole))
                     out = {k: v[~whole] for k, v in out.items()}
-                    del route, whole, at, key, fee, net
+                    del whole, work
                 frame = pa.table(
                     {
                         **{c: table.column(c) for c in columns},
@@ -1160,13 +1437,8 @@ class _Run:
                         "net": out["net"],
                     }
                 )
-                del table, out
-                self.con.register("e_priced_in", frame)
-                if index == 0:
-                    self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM e_priced_in")  # nosec B608
-                else:
-                    self.sql(f"INSERT INTO {name} SELECT * FROM e_priced_in")  # nosec B608
-                self.con.unregister("e_priced_in")
+                del table, out, at
+                store(name, frame, index == 0)
                 del frame
         if not dense:
             return False
@@ -1194,6 +1466,10 @@ class _Run:
         )
         self.sql("CREATE OR REPLACE TEMP TABLE e_c AS SELECT * FROM e_priced_in")
         self.con.unregister("e_priced_in")
+        if fast is not None:  # the other works' shares, split by `_price_matched`
+            self.con.register("e_priced_in", shared)
+            self.sql("INSERT INTO e_c SELECT * FROM e_priced_in")
+            self.con.unregister("e_priced_in")
         self.con.register(
             "e_priced_in",
             pd.DataFrame(
@@ -1203,6 +1479,75 @@ class _Run:
         self.sql("INSERT INTO e_lsum SELECT * FROM e_priced_in WHERE k > 0")
         self.con.unregister("e_priced_in")
         return True
+
+    def _price_matched(
+        self,
+        ids: np.ndarray,
+        pidx: np.ndarray,
+        priced: Callable[..., dict[str, Any]],
+        whole_sums: Callable[..., None],
+        store: Callable[[str, pa.Table, bool], None],
+    ) -> pd.DataFrame:
+        """`_price_rows` for the rows of `_pool_rows` (the fast path), a few million rows at
+        a time: each row priced in its pool; the rows routed to a work's holders summed per
+        licence by `whole_sums`, per (work, product) too for a work's one whole share, and
+        split over the shares of any other work (`_split_matched`, step 5 as
+        `_split_shares` does it); the rest (suspense routes) stored as `e_r`, the columns
+        and values the SQL path gives it. Returns the split shares' rows for `e_c`."""
+        fast = self.fast
+        if fast is None:  # pragma: no cover - only called on the fast path
+            raise AllocationError("no matched rows to price")
+        # Pool key (licence index, or len(ids) + pidx for a proxy pool) -> index in `ids`.
+        pool_ids = fast["pool_ids"]
+        at_of = np.minimum(np.searchsorted(ids, pool_ids), len(ids) - 1)
+        valid = ids[at_of] == pool_ids
+        mbp_w, h1_w, has_h1_w = fast["mbp_w"], fast["h1_w"], fast["has_h1_w"]
+        pool_pbp = fast["pbp"][pidx]  # the fee rate of each pool's product
+        shares = _Shares(self.con, fast["top"], fast["n_pidx"], len(ids))
+        first = True
+        step = 1_000_000
+        for segment in fast.pop("segments"):
+            for start in range(0, max(len(segment["pk"]), 1), step):
+                part = {k: v[start : start + step] for k, v in segment.items()}
+                pk, work, route = part["pk"], part["work"], part["route"]
+                if not valid[pk].all():  # never: every priced row's pool has weight
+                    raise AllocationError("a priced usage row has no pool")
+                at = at_of[pk]
+                bp = mbp_w[work]
+                bp = np.where(bp >= 0, bp, pool_pbp[at])  # media beats product
+                out = priced(at, part["wt"], bp)
+                routed = route == 0
+                whole = routed & has_h1_w[work]
+                whole_sums(whole, at, work, part["q"], out, by_licence=False)
+                whole_sums(routed, at, work, part["q"], out, by_work=False)
+                several = routed & ~whole
+                shares.split(
+                    at[several],
+                    work[several],
+                    part["q"][several],
+                    out["pidx"][several],
+                    out["net"][several],
+                    out["fee"][several],
+                )
+                rest = ~routed
+                work_r = work[rest]
+                frame = pa.table(
+                    {
+                        "licence_id": ids[at[rest]],
+                        "work_id": work_r,
+                        "q": part["q"][rest],
+                        "route": route[rest],
+                        "h1": pa.array(h1_w[work_r], mask=~has_h1_w[work_r]),
+                        "pidx": out["pidx"][rest],
+                        "fee": out["fee"][rest],
+                        "net": out["net"][rest],
+                    }
+                )
+                del part, pk, work, route, at, bp, out, whole, several, routed, rest, work_r
+                store("e_r", frame, first)
+                first = False
+                del frame
+        return shares.finish(ids, store)
 
     # ---------------------------------------------------------------------------------- sums
     def sums(self) -> None:
@@ -1223,10 +1568,19 @@ class _Run:
             SELECT l.product, CAST(sum(fl.fee) AS {AMT}) AS n
             FROM fl JOIN e_pool l ON l.pool_id = fl.licence_id GROUP BY l.product"""  # nosec B608
         )
+        # Per (holder, product) first (a product is one pidx): the holder sums and the
+        # source lines are both sums of it (no sum is negative, so none of its parts
+        # overflows where the whole does not).
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_hp AS
+            SELECT holder_id, pidx, CAST(sum(amt) AS {AMT}) AS amt,
+                   CAST(sum(fee) AS {AMT}) AS fee
+            FROM e_c GROUP BY holder_id, pidx"""  # nosec B608
+        )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_ch AS
             SELECT holder_id, CAST(sum(amt) AS {AMT}) AS amt, CAST(sum(fee) AS {AMT}) AS fee
-            FROM e_c GROUP BY holder_id"""  # nosec B608
+            FROM e_hp GROUP BY holder_id"""  # nosec B608
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_susp AS
@@ -1263,11 +1617,10 @@ class _Run:
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_sl AS
-            SELECT c.holder_id, p.product, CAST(sum(c.amt) AS {AMT}) AS n
-            FROM e_c c JOIN (SELECT DISTINCT pidx, product FROM e_pool) p ON p.pidx = c.pidx
-            GROUP BY c.holder_id, p.product"""  # nosec B608
+            SELECT c.holder_id, p.product, CAST(c.amt AS {AMT}) AS n
+            FROM e_hp c JOIN (SELECT DISTINCT pidx, product FROM e_pool) p ON p.pidx = c.pidx"""  # nosec B608
         )
-        self.sql("DROP TABLE e_c")  # the largest table: every line is summed
+        self.sql("DROP TABLE e_c; DROP TABLE e_hp")  # every line is summed
 
     def partial(self) -> Partial:
         """The sums as frames, each scaled amount split into (minor, sub) int64 columns."""
@@ -1679,17 +2032,20 @@ class _Run:
 
     def _line_sums(self, n_products: int) -> tuple[dict, dict]:
         S, AMT = self.S, self.AMT
-        w = self.con.execute(
-            f"""WITH x AS (
-              SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS quantity,
+        # Lines come in any order (`_round_lines` sorts them by their unique (gid, key)).
+        # `e_wl` has one row per (holder, work): releases to a work are summed into it.
+        x = f"""SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS quantity,
                      CAST(sum(amt) AS {AMT}) AS n
               FROM (SELECT holder_id, work_id, q, n AS amt FROM e_wl
                     UNION ALL SELECT holder_id, work_id, 0, amt FROM e_relc)
-              GROUP BY holder_id, work_id)
+              GROUP BY holder_id, work_id"""  # nosec B608
+        if not self.one("SELECT count(*) FROM e_relc")[0]:
+            x = "SELECT holder_id, work_id, q AS quantity, n FROM e_wl"
+        w = self.con.execute(
+            f"""WITH x AS ({x})
             SELECT h.gid, x.work_id IS NULL AS knull, coalesce(x.work_id, 0) AS kval,
                    x.quantity, CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
-            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0
-            ORDER BY h.gid, x.work_id NULLS LAST"""  # nosec B608
+            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0"""  # nosec B608
         ).fetchnumpy()
         knull = np.asarray(w["knull"], dtype=bool)
         w = {k: np.asarray(v, dtype="int64") for k, v in w.items() if k != "knull"}
@@ -1710,8 +2066,7 @@ class _Run:
               FROM e_relc GROUP BY holder_id, release_idx)
             SELECT h.gid, x.key,
                    CAST(x.n // {S} AS BIGINT) AS fl, CAST(x.n % {S} AS BIGINT) AS rm
-            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0
-            ORDER BY h.gid, x.key"""  # nosec B608
+            FROM x JOIN e_hix h ON h.holder_id = x.holder_id WHERE x.n > 0"""  # nosec B608
         ).fetchnumpy()
         s = {k: np.asarray(v, dtype="int64") for k, v in s.items()}
 
@@ -1920,6 +2275,128 @@ class _Run:
 # Helpers
 
 
+class _Shares:
+    """Step 5 in numpy for the fast path: the rows of works that are not one whole share,
+    split row by row over the work's shares exactly as `_split_shares` does in SQL.
+
+    Each share of a row gets floor(net × ppm / 10⁶) (and of its fee), split as (x div 10⁶) ×
+    ppm + (x mod 10⁶) × ppm div 10⁶ (int64 throughout: x < 2⁶³, ppm <= 10⁶), summed per
+    (share, product) for `e_c`; what the floors leave of a row (its net minus its shares'
+    parts) is summed per (work, product) (`e_rest`: a whole work's dust goes to its top
+    holder, as a line of its own in `e_c`; a partial work's rest stays for suspense) and,
+    for partial works, per licence (`e_un`). Every sum is bounded by the cycle's scaled total
+    or its total quantity (checked by `_matched_rows`), so int64 sums are exact."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, top: int, n_pidx: int, n_pools: int):
+        got = con.execute(
+            f"""SELECT s.work_id, s.holder_id, s.share_ppm, s.whole,
+                   coalesce(t.top, 0) AS top
+            FROM e_shx s LEFT JOIN e_top t ON t.work_id = s.work_id
+            WHERE s.work_id BETWEEN 0 AND {int(top)}
+            ORDER BY s.work_id, s.holder_id"""  # nosec B608
+        ).fetchnumpy()
+        self.work = np.asarray(got["work_id"], dtype="int64")
+        self.holder = np.asarray(got["holder_id"], dtype="int64")
+        self.ppm = np.asarray(got["share_ppm"], dtype="int64")
+        count = np.bincount(self.work, minlength=top + 1)
+        self.count = count
+        self.start = np.cumsum(count) - count
+        # The works that have such shares, each with an index, wholeness and top holder.
+        firsts = (
+            np.flatnonzero(np.r_[True, self.work[1:] != self.work[:-1]])
+            if len(self.work)
+            else np.zeros(0, dtype="int64")
+        )
+        self.works = self.work[firsts]
+        self.widx = np.zeros(top + 1, dtype="int64")
+        self.widx[self.works] = np.arange(len(self.works))
+        self.whole = np.asarray(got["whole"], dtype=bool)[firsts]
+        self.top = np.asarray(got["top"], dtype="int64")[firsts]
+        self.n_pidx = n_pidx
+        size = len(self.work) * n_pidx
+        self.acc_q = np.zeros(size, dtype="int64")
+        self.acc_amt = np.zeros(size, dtype="int64")
+        self.acc_fee = np.zeros(size, dtype="int64")
+        groups = len(self.works) * n_pidx
+        self.rest = np.zeros(groups, dtype="int64")
+        self.rest_seen = np.zeros(groups, dtype=bool)
+        self.un = np.zeros(n_pools, dtype="int64")
+        self.un_seen = np.zeros(n_pools, dtype=bool)
+
+    def split(
+        self,
+        at: np.ndarray,
+        work: np.ndarray,
+        q: np.ndarray,
+        pidx: np.ndarray,
+        net: np.ndarray,
+        fee: np.ndarray,
+    ) -> None:
+        if not len(work):
+            return
+        count = self.count[work]
+        if (count == 0).any():  # never: a routed row's work has shares
+            raise AllocationError("a usage row routed to a work without shares")
+        offsets = np.cumsum(count) - count
+        row = np.repeat(np.arange(len(work)), count)
+        share = self.start[work][row] + (np.arange(len(row)) - offsets[row])
+        ppm = self.ppm[share]
+        net_r, fee_r = net[row], fee[row]
+        amt = (net_r // PPM) * ppm + ((net_r % PPM) * ppm) // PPM
+        fee_s = (fee_r // PPM) * ppm + ((fee_r % PPM) * ppm) // PPM
+        del net_r, fee_r, ppm
+        key = share * self.n_pidx + pidx[row]
+        np.add.at(self.acc_q, key, q[row])
+        np.add.at(self.acc_amt, key, amt)
+        np.add.at(self.acc_fee, key, fee_s)
+        del key, fee_s, share
+        rest = net - np.add.reduceat(amt, offsets)  # the row's net once, less its parts
+        group = self.widx[work] * self.n_pidx + pidx
+        np.add.at(self.rest, group, rest)
+        self.rest_seen[group] = True
+        partial = ~self.whole[self.widx[work]]
+        np.add.at(self.un, at[partial], rest[partial])
+        self.un_seen[at[partial]] = True
+
+    def finish(self, ids: np.ndarray, store: Callable[[str, pa.Table, bool], None]) -> pd.DataFrame:
+        """`e_rest` (partial works' rests) and `e_un` stored; the `e_c` rows returned: each
+        share's sums, and each whole work's dust (when > 0) to its top holder."""
+        n_pidx = self.n_pidx
+        used = np.flatnonzero(self.acc_q)  # every priced row has q > 0
+        share = used // n_pidx
+        group = np.flatnonzero(self.rest_seen)
+        w = group // n_pidx
+        whole = self.whole[w]
+        dust = group[whole & (self.rest[group] > 0)]
+        left = group[~whole]
+        zero = np.zeros(len(dust), dtype="int64")
+        rows = pd.DataFrame(
+            {
+                "holder_id": np.concatenate([self.holder[share], self.top[dust // n_pidx]]),
+                "work_id": np.concatenate([self.work[share], self.works[dust // n_pidx]]),
+                "pidx": np.concatenate([used % n_pidx, dust % n_pidx]),
+                "q": np.concatenate([self.acc_q[used], zero]),
+                "amt": np.concatenate([self.acc_amt[used], self.rest[dust]]),
+                "fee": np.concatenate([self.acc_fee[used], zero]),
+            }
+        )
+        store(
+            "e_rest",
+            pa.table(
+                {
+                    "work_id": self.works[left // n_pidx],
+                    "pidx": left % n_pidx,
+                    "rest": self.rest[left],
+                    "top": pa.nulls(len(left), pa.int64()),
+                }
+            ),
+            True,
+        )
+        seen = np.flatnonzero(self.un_seen)
+        store("e_un", pa.table({"licence_id": ids[seen], "un": self.un[seen]}), True)
+        return rows
+
+
 def split_by_shares(
     amount: int, shares: list[tuple[int, int]]
 ) -> tuple[list[tuple[int, int]], int]:
@@ -1988,6 +2465,23 @@ def _mapping_frame(mapping: Mapping[str, int], key: str, value: str) -> pd.DataF
             value: pd.Series(list(mapping.values()), dtype="int64"),
         }
     )
+
+
+def _index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+    """The index of each of `values` in the sorted unique `ids`, or None if one is not there
+    (a lookup array when the ids are small, else a binary search)."""
+    if not len(values):
+        return np.zeros(0, dtype="int64")
+    low, high = int(values.min()), int(values.max())
+    if low < int(ids[0]) or high > int(ids[-1]):
+        return None
+    if int(ids[0]) >= 0 and int(ids[-1]) < max(4 * len(values), 1 << 20):
+        table = np.full(int(ids[-1]) + 1, -1, dtype="int64")
+        table[ids] = np.arange(len(ids), dtype="int64")
+        at = table[values]
+        return at if (at >= 0).all() else None
+    at = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return at if (ids[at] == values).all() else None
 
 
 def _require(condition: bool, message: str) -> None:
