@@ -49,8 +49,9 @@ each partition reads the works, shares and donor usage again, so 1 is faster (sc
 2 workers: 4.6 s against 10.6 s for 2). The statements are the same for any N.
 
 ``--stop-after STAGE`` ends the quarter after a stage (e.g. ``allocation``, to time the
-stages before it). The whole quarter at ``--scale 1`` takes about 8 minutes on 2 quiet cores
-with 2 workers (docs/scaling.md).
+stages before it). The whole quarter at ``--scale 1`` takes about 4.5 minutes on 2 quiet cores
+with 2 workers (266.5 s; 343.5 s with 1 worker; docs/scaling.md), plus a minute to generate
+the files and migrate.
 
 Several machines: run the same workers anywhere with the same ``DATABASE_URL``,
 ``CELERY_BROKER_URL``, ``CELERY_TASK_DEFAULT_QUEUE``, ``STRIPE_API_BASE`` and a shared
