@@ -8,7 +8,7 @@ key means the same business event can never be booked twice. Corrections are rev
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -77,9 +77,32 @@ def journal_entry_post(
     """Book one balanced entry. Posting the same key again returns the first entry when the
     lines are the same and refuses when they differ (a bug, never a second booking)."""
     _lines_check(lines)
+    return _entry_book(
+        idempotency_key=idempotency_key,
+        same=lambda entry: _same_lines(entry, lines),
+        postings_write=lambda entry: _postings_insert(entry, lines),
+        source_type=source_type,
+        source_id=str(source_id),
+        description=description[:300],
+        effective_date=effective_date,
+        created_by=created_by,
+        reverses=reverses,
+    )
+
+
+def _entry_book(
+    *,
+    idempotency_key: str,
+    same: Callable[[JournalEntry], bool],
+    postings_write: Callable[[JournalEntry], None],
+    **fields,
+) -> JournalEntry:
+    """The entry under ``idempotency_key`` (its postings written by ``postings_write``), or
+    the one booked before under that key when ``same`` finds its postings equal; different
+    postings under a booked key are refused (a bug, never a second booking)."""
     existing = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
-        if not _same_lines(existing, lines):
+        if not same(existing):
             raise LedgerError(
                 f"Entry {idempotency_key} was booked with different postings.",
                 code="idempotency_mismatch",
@@ -87,20 +110,12 @@ def journal_entry_post(
         return existing
     try:
         with transaction.atomic():
-            entry = JournalEntry.objects.create(
-                idempotency_key=idempotency_key,
-                source_type=source_type,
-                source_id=str(source_id),
-                description=description[:300],
-                effective_date=effective_date,
-                created_by=created_by,
-                reverses=reverses,
-            )
-            _postings_insert(entry, lines)
+            entry = JournalEntry.objects.create(idempotency_key=idempotency_key, **fields)
+            postings_write(entry)
     except IntegrityError:
         # A concurrent poster won the race on the idempotency key: theirs is the booking.
         existing = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None or not _same_lines(existing, lines):
+        if existing is None or not same(existing):
             raise
         return existing
     return entry
@@ -202,39 +217,28 @@ def journal_entry_post_query(
         stored = sorted(entry.postings.values_list("account_id", "amount_minor"))
         return stored == sorted(expected)
 
-    existing = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        if not same(existing):
-            raise LedgerError(
-                f"Entry {idempotency_key} was booked with different postings.",
-                code="idempotency_mismatch",
-            )
-        return existing
     table = connection.ops.quote_name(Posting._meta.db_table)
-    try:
-        with transaction.atomic():
-            entry = JournalEntry.objects.create(
-                idempotency_key=idempotency_key,
-                source_type=source_type,
-                source_id=str(source_id),
-                description=description[:300],
-                effective_date=effective_date,
-                created_by=created_by,
+
+    def postings_write(entry: JournalEntry) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (entry_id, account_id, amount_minor, currency) "  # noqa: S608  # nosec B608 - model table; rows_sql is the caller's constant SQL
+                f"SELECT %s, t.account_id, t.amount_minor, t.currency FROM ({rows_sql}) t",
+                [entry.pk, *rows_params],
             )
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {table} (entry_id, account_id, amount_minor, currency) "  # noqa: S608  # nosec B608 - model table; rows_sql is the caller's constant SQL
-                    f"SELECT %s, t.account_id, t.amount_minor, t.currency FROM ({rows_sql}) t",
-                    [entry.pk, *rows_params],
-                )
-            if lines:
-                _postings_insert(entry, lines)
-    except IntegrityError:
-        existing = JournalEntry.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None or not same(existing):
-            raise
-        return existing
-    return entry
+        if lines:
+            _postings_insert(entry, lines)
+
+    return _entry_book(
+        idempotency_key=idempotency_key,
+        same=same,
+        postings_write=postings_write,
+        source_type=source_type,
+        source_id=str(source_id),
+        description=description[:300],
+        effective_date=effective_date,
+        created_by=created_by,
+    )
 
 
 def journal_entry_reverse(
