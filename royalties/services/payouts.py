@@ -365,6 +365,17 @@ def _claim(payout_id: int) -> Payout | None:
     return Payout.objects.select_related("holder", "cycle").get(pk=payout_id)
 
 
+def _still_claimed(payout: Payout) -> bool:
+    """The claim this worker took is still the payout's: same generation, same claim time
+    (the sweeper's look-up moves `claimed_at` when it takes a stale claim over)."""
+    return Payout.objects.filter(
+        pk=payout.pk,
+        status=PayoutStatus.SUBMITTING,
+        generation=payout.generation,
+        claimed_at=payout.claimed_at,
+    ).exists()
+
+
 def _set(payout: Payout, expect: str, **fields) -> bool:
     """Move the payout on only if it is still where this worker left it."""
     return bool(Payout.objects.filter(pk=payout.pk, status=expect).update(**fields))
@@ -404,6 +415,13 @@ def payout_submit(*, payout_id: int) -> str | None:
         return PayoutStatus.HELD
     Payout.objects.filter(pk=payout.pk).update(destination=account.stripe_account_id)
     failpoints.hit("payout.before_call", payout.pk)
+    if not _still_claimed(payout):
+        # This worker stalled past PAYOUT_STUCK_SECONDS after its claim (a long pause, a
+        # swapping machine): the sweeper has taken the payout over, found no transfer and may
+        # have sent the next generation already. Calling now, under this generation's key,
+        # could make a second transfer; the payout is the sweeper's now.
+        logger.warning("payout %s: claim taken over while this worker stalled", payout.pk)
+        return None
     try:
         transfer = stripe_client.transfer_create(
             idempotency_key=payout.idempotency_key,

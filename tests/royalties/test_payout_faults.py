@@ -30,6 +30,16 @@ What is broken, and how:
   `payouts._claim`: the look-up found nothing, the payout was resent under the next key, and
   the first attempt's retry made a second transfer).
 
+- Seeded runs of every kind through `tests.faults_support.FaultRunner`, as the other job
+  types have (`PayoutJob`: CI_RUNS here, `bench/faults.py --job payouts --runs 50`): a worker
+  killed at a fail point; Redis killed and restarted empty with the run's messages queued or a
+  worker waiting at a fail point; a worker stalled at a fail point past the stuck age while
+  the sweeper takes its payout over, then woken; PostgreSQL restarted (with
+  `BLANKET_FAULTS_PG_CLUSTER`) with the messages queued or a worker waiting at a fail point.
+  The stall before the Stripe call found a defect, fixed in `payouts._still_claimed`: the
+  sweeper found no transfer and sent the next generation, then the stalled worker woke and
+  called Stripe under the old generation's key: two transfers for one payout.
+
 A run ends when every payout is paid or held, the run is done, and every live worker's log
 shows every task it received as finished (an attempt still in flight could yet make a
 duplicate). Then: exactly one transfer per paid payout and none for the held one, counted at
@@ -72,9 +82,17 @@ from royalties.services.ledger import ledger_trial_balance
 from tests.conftest import _persona
 from tests.faults_support import (  # shared with the other fault tests and bench/faults.py
     Clock,
+    FaultRunner,
+    Job,
+    PrivatePostgres,
     Workers,
+    fault_pool,
     isbn13,
+    ledger_check,
     private_redis_server,
+    run_faults,
+    runs_wanted,
+    seed_base,
     seeded,
 )
 from tests.faults_support import broker as _broker
@@ -91,6 +109,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 KILL_POINTS = ("payout.before_call", "payout.after_call", "payout.after_write")
 RUNS = 17  # x 3 kills per run = 51 worker deaths, 17 at each point
+CI_RUNS = 4  # of the seeded runs of every kind; bench/faults.py runs 50 and more
 CONNECTED_HOLDERS = 5  # plus one holder without a payout account: its payout is held
 # A claim older than this is looked up by the sweeper. It must exceed the longest Stripe call
 # of a live worker (settings/base.py): local calls take milliseconds, and 3 s leaves room for a
@@ -507,3 +526,56 @@ def test_a_look_up_never_races_an_attempt_in_flight(scenario, workers, fault_str
         )
         drive_until_settled(run, workers)
         assert_exactly_once(cycle, control)
+
+
+# --- seeded runs of every fault kind (bench/faults.py --job payouts runs 50 and more) -----------
+
+
+class PayoutJob(Job):
+    """One run: a fresh approved quarter, its payout run started, one fault (the kinds in
+    turn: a worker killed at a fail point, Redis killed and restarted empty, a worker stalled
+    past the stuck age, PostgreSQL restarted), with the run's message still queued or a worker
+    waiting at a fail point of `payout_submit`."""
+
+    name = "payouts"
+    kill_points = KILL_POINTS
+    mid_points = KILL_POINTS
+    # A worker stalled at any of them past PAYOUT_STUCK_SECONDS: the sweeper takes the payout
+    # over; before the call, the stalled worker must then not call Stripe under its old key
+    # (`payouts._still_claimed`: without it, these runs made a second transfer).
+    stall_points = KILL_POINTS
+    terminal = frozenset({"settled"})
+
+    def __init__(self, scenario: Scenario, control):
+        self.scenario, self.control = scenario, control
+
+    def submit(self, rng: random.Random) -> PayoutRun:
+        return self.scenario.start_run(self.scenario.approved_cycle(rng))
+
+    def state(self, handle: PayoutRun) -> str:
+        return "settled" if _settled(handle) else handle.status
+
+    def describe(self, handle: PayoutRun) -> str:
+        return str(
+            list(Payout.objects.filter(run=handle).values("pk", "status", "generation", "attempts"))
+        )
+
+    def sweep(self) -> None:
+        _beat_once()
+
+    def check(self, handle: PayoutRun) -> dict:
+        ledger_check()
+        return assert_exactly_once(handle.cycle, self.control)
+
+
+def test_seeded_faults_of_every_kind_pay_each_payout_exactly_once(
+    scenario, fault_stripe, private_redis, tmp_path
+):
+    env = _worker_env(fault_stripe, tmp_path)
+    env.pop("BLANKET_FAILPOINT_DIR")
+    job = PayoutJob(scenario, fault_stripe.control)
+    with fault_pool(tmp_path, private_redis, count=3, **env) as pool:
+        runner = FaultRunner(
+            job, pool, private_redis, PrivatePostgres.from_env(), timeout=RUN_TIMEOUT
+        )
+        run_faults(runner, runs=runs_wanted(CI_RUNS), base=seed_base(6000))

@@ -455,3 +455,37 @@ def test_backoff_grows_and_is_capped():
     steps = [_backoff(n) for n in range(1, 12)]
     assert steps == sorted(steps) and steps[0] == timedelta(seconds=30)
     assert steps[-1] == BACKOFF_CAP
+
+
+def test_a_worker_stalled_past_the_stuck_age_leaves_its_payout_to_the_sweeper(
+    payout_stripe,
+    cycle,
+    approver,
+    rights_holder,
+    stripe_client,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    """A worker claims the payout, then stalls before calling Stripe; meanwhile the sweeper
+    takes the stale claim over, finds no transfer and another worker pays the next
+    generation. When the stalled worker wakes it must not call Stripe under its old key."""
+    from config import failpoints
+
+    ps.connect(rights_holder, payout_stripe)
+    mine = {}
+    original = failpoints.hit
+
+    def stall_then_take_over(name, key=None):
+        if name == "payout.before_call" and not mine:
+            mine["pk"] = key
+            assert payouts.payout_resolve(payout_id=key) == PayoutStatus.PENDING
+            assert payouts.payout_submit(payout_id=key) == PayoutStatus.PAID
+        original(name, key)
+
+    monkeypatch.setattr(failpoints, "hit", stall_then_take_over)
+    _pay(approver, cycle, django_capture_on_commit_callbacks)
+    payout = ps.payout_of(rights_holder, cycle)
+    assert payout.pk == mine["pk"]
+    assert payout.status == PayoutStatus.PAID and payout.generation == 1
+    assert ps.transfers_by_payout(stripe_client)[str(payout.pk)] == 1
+    assert ps.executed_transfer_keys(payout_stripe)[str(payout.pk)] == 1
