@@ -556,6 +556,9 @@ class _Run:
         self.timings = timings
         self.S = policy.scale
         self.donors = sorted({int(d) for d in donors})
+        # The fast path's sums of `e_c` as numpy arrays (`_line_sums_fast`), in place of the
+        # `e_c`, `e_hp`, `e_wl` and `e_sl` tables until one is needed (`_line_tables`).
+        self.sums_np: dict[str, dict[str, np.ndarray]] | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -689,8 +692,12 @@ class _Run:
                 f"SELECT min(work_id) FROM e_shr WHERE share_ppm < 1 OR share_ppm > {PPM}"  # nosec B608
             )[0]
             raise AllocationError(f"shares of work {work_id} has a share_ppm outside 1..{PPM}")
-        pairs = self.one("SELECT count(*) FROM (SELECT DISTINCT work_id, holder_id FROM e_shr)")
-        if pairs[0] != n:
+        shares = self.inputs.shares
+        distinct = _distinct_ints(shares["work_id"], shares["holder_id"])
+        if distinct is None:
+            pairs = self.one("SELECT count(*) FROM (SELECT DISTINCT work_id, holder_id FROM e_shr)")
+            distinct = pairs[0] == n
+        if not distinct:
             work_id = self.one(
                 """SELECT min(work_id) FROM (SELECT work_id FROM e_shr
                    GROUP BY work_id, holder_id HAVING count(*) > 1)"""
@@ -698,12 +705,18 @@ class _Run:
             raise AllocationError(f"shares of work {work_id} names a holder twice")
         # Per work: total ppm, number of shares, the first holder (carries the row's net once
         # in sums) and, for whole works with several shares, the top holder (takes the dust).
-        self.sql(
-            """CREATE OR REPLACE TEMP TABLE e_ws AS SELECT work_id,
-                 sum(share_ppm) AS tot, count(*) AS n, max(share_ppm) AS hi,
-                 min(holder_id) AS first_holder
-               FROM e_shr GROUP BY work_id"""
-        )
+        by_work = _work_shares(self.inputs.shares)
+        if by_work is not None:  # the same sums in numpy (int64 columns: no SQL group-by)
+            self.con.register("e_priced_in", by_work)
+            self.sql("CREATE OR REPLACE TEMP TABLE e_ws AS SELECT * FROM e_priced_in")
+            self.con.unregister("e_priced_in")
+        else:
+            self.sql(
+                """CREATE OR REPLACE TEMP TABLE e_ws AS SELECT work_id,
+                     sum(share_ppm) AS tot, count(*) AS n, max(share_ppm) AS hi,
+                     min(holder_id) AS first_holder
+                   FROM e_shr GROUP BY work_id"""
+            )
         over = self.con.execute(
             f"SELECT work_id, tot FROM e_ws WHERE tot > {PPM} ORDER BY work_id LIMIT 1"  # nosec B608
         ).fetchall()
@@ -746,12 +759,14 @@ class _Run:
                  LEFT JOIN e_fee_media fm ON fm.media_type = w.media_type
                  LEFT JOIN e_ws ws ON ws.work_id = CAST(w.work_id AS BIGINT)"""  # nosec B608
         )
+        unique = _distinct_ints(self.inputs.works["work_id"])
+        count_distinct = "count(DISTINCT work_id)" if unique is None else "count(*)"
         n, distinct, nulls = self.one(
-            """SELECT count(*), count(DISTINCT work_id),
-                 count(*) FILTER (work_id IS NULL OR disputed IS NULL) FROM e_wrk"""
+            f"""SELECT count(*), {count_distinct},
+                 count(*) FILTER (work_id IS NULL OR disputed IS NULL) FROM e_wrk"""  # nosec B608
         )
         _require(nulls == 0, "works has missing work_id or disputed")
-        _require(n == distinct, "works has duplicate work_id")
+        _require(n == distinct and unique is not False, "works has duplicate work_id")
 
     def load_holders(self) -> None:
         """Holders with their balance, threshold, readiness and carried rounding residue
@@ -993,26 +1008,32 @@ class _Run:
         if int(quantity.sum()) * (len(ids) + 1) >= 2**63:  # the sum is exact: q_max × n < 2⁶³
             return None
         unmatched = usage["work_id"].isna().to_numpy()
-        if unmatched.any():
-            work = usage["work_id"].to_numpy(dtype="int64", na_value=-1)[~unmatched]
-            q = quantity[~unmatched]
-            lid = usage["licence_id"].to_numpy().view(np.int64)[~unmatched]
-            reserved = usage["reserved"].to_numpy().view(np.bool_)[~unmatched]
+        n_unmatched = int(unmatched.sum())
+        if not n_unmatched or unmatched[n - n_unmatched :].all():
+            # No unmatched row, or all of them last (the usual order): views, not copies.
+            matched = slice(0, n - n_unmatched)
+            work = usage["work_id"].to_numpy(dtype="int64", na_value=-1)[matched]
         else:
-            work = usage["work_id"].to_numpy(dtype="int64").view(np.int64)
-            q, lid = quantity, usage["licence_id"].to_numpy().view(np.int64)
-            reserved = usage["reserved"].to_numpy().view(np.bool_)
-        known = np.zeros(top + 1, dtype=bool)
-        known[work_ids] = True
-        if len(work) and (int(work.min()) < 0 or int(work.max()) > top or not known[work].all()):
+            matched = np.flatnonzero(~unmatched)
+            work = usage["work_id"].to_numpy(dtype="int64", na_value=-1)[matched]
+        q = quantity[matched]
+        lid = usage["licence_id"].to_numpy().view(np.int64)[matched]
+        reserved = usage["reserved"].to_numpy().view(np.bool_)[matched]
+        if len(work) and (int(work.min()) < 0 or int(work.max()) > top):
             return None
+        # The weight of each work (-1: not in works), then of each row (q × weight, in place).
+        wbp_w = np.full(top + 1, -1, dtype="int64")
+        wbp_w[work_ids] = wbp
+        wt = wbp_w[work]
+        if len(wt) and int(wt.min()) < 0:
+            return None
+        np.multiply(wt, q, out=wt)
+        wbp_w[wbp_w < 0] = 0
         li = _index_of(ids, lid)
         if li is None:
             return None
-        wbp_w = np.zeros(top + 1, dtype="int64")
-        wbp_w[work_ids] = wbp
-        wt = q * wbp_w[work]
-        total = int(wt.sum()) + int(quantity[unmatched].sum()) * self.policy.unmatched_weight_bp
+        unmatched_q = int(quantity.sum()) - int(q.sum())  # exact: q_max × n < 2⁶³
+        total = int(wt.sum()) + unmatched_q * self.policy.unmatched_weight_bp
         if total >= _EXACT_W:
             return None
         route_w = np.zeros(top + 1, dtype="int8")
@@ -1021,7 +1042,7 @@ class _Run:
         route[reserved] = 2
         del reserved, lid
         lic_wt = np.zeros(len(ids), dtype="int64")
-        np.add.at(lic_wt, li, wt)
+        _add_runs(lic_wt, li, wt)
 
         def by_work(column: str, dtype: str, fill: Any) -> np.ndarray:
             out = np.full(top + 1, fill, dtype=dtype)
@@ -1132,7 +1153,7 @@ class _Run:
         # Each pool's matched weight (its rows' weights are all > 0).
         pool_wt = np.zeros(len(ids) + fast["n_pidx"], dtype="int64")
         for segment in segments:
-            np.add.at(pool_wt, segment["pk"], segment["wt"])
+            _add_runs(pool_wt, segment["pk"], segment["wt"])
         fast["pool_ids"] = np.concatenate(
             [ids, self.proxy_base + np.arange(fast["n_pidx"], dtype="int64")]
         )
@@ -1349,9 +1370,11 @@ class _Run:
             )
         if dense:
             size = (int(top) + 1) * n_pidx
-            acc_q = np.zeros(size, dtype="int64")
-            acc_net = np.zeros(size, dtype="int64")
-            acc_fee = np.zeros(size, dtype="int64")
+            # One spare slot past the (work, product) slots: `routed_sums` sends the rows it
+            # does not sum there (never read), so that no row has to be copied out.
+            acc_q = np.zeros(size + 1, dtype="int64")
+            acc_net = np.zeros(size + 1, dtype="int64")
+            acc_fee = np.zeros(size + 1, dtype="int64")
             lic_fee = np.zeros(len(ids), dtype="int64")
             lic_net = np.zeros(len(ids), dtype="int64")
             lic_k = np.zeros(len(ids), dtype="int64")
@@ -1375,9 +1398,24 @@ class _Run:
             if not by_licence:
                 return
             at = at[whole]
-            np.add.at(lic_fee, at, fee)
-            np.add.at(lic_net, at, net)
+            _add_runs(lic_fee, at, fee)
+            _add_runs(lic_net, at, net)
             lic_k[:] += np.bincount(at, minlength=len(ids))
+
+        def routed_sums(
+            whole: np.ndarray, routed: np.ndarray, at, work, q, out: dict[str, Any]
+        ) -> None:
+            """`whole_sums` of the `whole` rows by (work, product) and of the `routed` rows by
+            licence, over every row (the others to the spare slot, or as zeros)."""
+            key = work * n_pidx + out["pidx"]
+            key[~whole] = size
+            np.add.at(acc_q, key, q)
+            np.add.at(acc_net, key, out["net"])
+            np.add.at(acc_fee, key, out["fee"])
+            del key
+            _add_runs(lic_fee, at, np.where(routed, out["fee"], 0))
+            _add_runs(lic_net, at, np.where(routed, out["net"], 0))
+            _add_runs(lic_k, at, routed.astype("int64"))
 
         def store(name: str, frame: pa.Table, first: bool) -> None:
             self.con.register("e_priced_in", frame)
@@ -1387,8 +1425,9 @@ class _Run:
                 self.sql(f"INSERT INTO {name} SELECT * FROM e_priced_in")  # nosec B608
             self.con.unregister("e_priced_in")
 
+        shared: _Shares | None = None
         if fast is not None:
-            shared = self._price_matched(ids, pidx, priced, whole_sums, store)
+            shared = self._price_matched(ids, pidx, priced, routed_sums, store)
             chunks: list[list[int]] = []
         else:
             # Chunks of pools of about a million rows each keep the numpy temporaries small.
@@ -1442,33 +1481,35 @@ class _Run:
                 del frame
         if not dense:
             return False
+        acc_q, acc_net, acc_fee = acc_q[:size], acc_net[:size], acc_fee[:size]
         # The whole-share rows' sums: per (work, product) to the work's one holder, per licence.
-        used = np.flatnonzero(acc_q)  # every priced row has wt > 0, so q > 0
-        holders = self.con.execute(
-            "SELECT work_id, h1 FROM e_wrk WHERE h1 IS NOT NULL AND work_id BETWEEN 0 AND "  # nosec B608
-            f"{int(top)}"
-        ).fetchnumpy()
-        h1 = np.zeros(int(top) + 1, dtype="int64")
-        h1[np.asarray(holders["work_id"], dtype="int64")] = np.asarray(holders["h1"], "int64")
-        work = used // n_pidx
-        self.con.register(
-            "e_priced_in",
-            pd.DataFrame(
-                {
-                    "holder_id": h1[work],
-                    "work_id": work,
-                    "pidx": used % n_pidx,
-                    "q": acc_q[used],
-                    "amt": acc_net[used],
-                    "fee": acc_fee[used],
-                }
-            ),
-        )
-        self.sql("CREATE OR REPLACE TEMP TABLE e_c AS SELECT * FROM e_priced_in")
-        self.con.unregister("e_priced_in")
-        if fast is not None:  # the other works' shares, split by `_price_matched`
-            self.con.register("e_priced_in", shared)
-            self.sql("INSERT INTO e_c SELECT * FROM e_priced_in")
+        if fast is not None:
+            # `e_c` is never made: its sums (`e_wl`, `e_hp`) straight from the accumulators.
+            self.sums_np = _line_sums_fast(acc_q, acc_net, acc_fee, fast["h1_w"], n_pidx, shared)
+            del acc_q, acc_net, acc_fee
+        else:
+            used = np.flatnonzero(acc_q)  # every priced row has wt > 0, so q > 0
+            holders = self.con.execute(
+                "SELECT work_id, h1 FROM e_wrk WHERE h1 IS NOT NULL AND work_id BETWEEN 0 AND "  # nosec B608
+                f"{int(top)}"
+            ).fetchnumpy()
+            h1 = np.zeros(int(top) + 1, dtype="int64")
+            h1[np.asarray(holders["work_id"], dtype="int64")] = np.asarray(holders["h1"], "int64")
+            work = used // n_pidx
+            self.con.register(
+                "e_priced_in",
+                pd.DataFrame(
+                    {
+                        "holder_id": h1[work],
+                        "work_id": work,
+                        "pidx": used % n_pidx,
+                        "q": acc_q[used],
+                        "amt": acc_net[used],
+                        "fee": acc_fee[used],
+                    }
+                ),
+            )
+            self.sql("CREATE OR REPLACE TEMP TABLE e_c AS SELECT * FROM e_priced_in")
             self.con.unregister("e_priced_in")
         self.con.register(
             "e_priced_in",
@@ -1485,15 +1526,15 @@ class _Run:
         ids: np.ndarray,
         pidx: np.ndarray,
         priced: Callable[..., dict[str, Any]],
-        whole_sums: Callable[..., None],
+        routed_sums: Callable[..., None],
         store: Callable[[str, pa.Table, bool], None],
-    ) -> pd.DataFrame:
+    ) -> _Shares:
         """`_price_rows` for the rows of `_pool_rows` (the fast path), a few million rows at
         a time: each row priced in its pool; the rows routed to a work's holders summed per
-        licence by `whole_sums`, per (work, product) too for a work's one whole share, and
+        licence by `routed_sums`, per (work, product) too for a work's one whole share, and
         split over the shares of any other work (`_split_matched`, step 5 as
         `_split_shares` does it); the rest (suspense routes) stored as `e_r`, the columns
-        and values the SQL path gives it. Returns the split shares' rows for `e_c`."""
+        and values the SQL path gives it. Returns the split shares (their sums, for `e_c`'s)."""
         fast = self.fast
         if fast is None:  # pragma: no cover - only called on the fast path
             raise AllocationError("no matched rows to price")
@@ -1518,9 +1559,9 @@ class _Run:
                 out = priced(at, part["wt"], bp)
                 routed = route == 0
                 whole = routed & has_h1_w[work]
-                whole_sums(whole, at, work, part["q"], out, by_licence=False)
-                whole_sums(routed, at, work, part["q"], out, by_work=False)
-                several = routed & ~whole
+                routed_sums(whole, routed, at, work, part["q"], out)
+                # Row indexes, not boolean masks: numpy gathers by index much faster.
+                several = np.flatnonzero(routed & ~whole)
                 shares.split(
                     at[several],
                     work[several],
@@ -1529,7 +1570,7 @@ class _Run:
                     out["net"][several],
                     out["fee"][several],
                 )
-                rest = ~routed
+                rest = np.flatnonzero(~routed)
                 work_r = work[rest]
                 frame = pa.table(
                     {
@@ -1547,7 +1588,8 @@ class _Run:
                 store("e_r", frame, first)
                 first = False
                 del frame
-        return shares.finish(ids, store)
+        shares.finish(ids, store)
+        return shares
 
     # ---------------------------------------------------------------------------------- sums
     def sums(self) -> None:
@@ -1571,17 +1613,23 @@ class _Run:
         # Per (holder, product) first (a product is one pidx): the holder sums and the
         # source lines are both sums of it (no sum is negative, so none of its parts
         # overflows where the whole does not).
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE e_hp AS
-            SELECT holder_id, pidx, CAST(sum(amt) AS {AMT}) AS amt,
-                   CAST(sum(fee) AS {AMT}) AS fee
-            FROM e_c GROUP BY holder_id, pidx"""  # nosec B608
-        )
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE e_ch AS
-            SELECT holder_id, CAST(sum(amt) AS {AMT}) AS amt, CAST(sum(fee) AS {AMT}) AS fee
-            FROM e_hp GROUP BY holder_id"""  # nosec B608
-        )
+        if self.sums_np is not None:  # summed in numpy already (64-bit amounts)
+            self.con.register("e_priced_in", pd.DataFrame(self.sums_np.pop("ch")))
+            self.sql("CREATE OR REPLACE TEMP TABLE e_ch AS SELECT * FROM e_priced_in")
+            self.con.unregister("e_priced_in")
+        else:
+            self.sql(
+                f"""CREATE OR REPLACE TEMP TABLE e_hp AS
+                SELECT holder_id, pidx, CAST(sum(amt) AS {AMT}) AS amt,
+                       CAST(sum(fee) AS {AMT}) AS fee
+                FROM e_c GROUP BY holder_id, pidx"""  # nosec B608
+            )
+            self.sql(
+                f"""CREATE OR REPLACE TEMP TABLE e_ch AS
+                SELECT holder_id, CAST(sum(amt) AS {AMT}) AS amt,
+                       CAST(sum(fee) AS {AMT}) AS fee
+                FROM e_hp GROUP BY holder_id"""  # nosec B608
+            )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_susp AS
             SELECT reason, ref, CAST(sum(n) AS {AMT}) AS n FROM (
@@ -1610,6 +1658,8 @@ class _Run:
         )
         # Shares and works are done with (releases read `e_shr` only).
         self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE e_wrk")
+        if self.sums_np is not None:  # `e_wl` and `e_sl` when needed (`_line_tables`)
+            return
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_wl AS
             SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS q, CAST(sum(amt) AS {AMT}) AS n
@@ -1621,6 +1671,24 @@ class _Run:
             FROM e_hp c JOIN (SELECT DISTINCT pidx, product FROM e_pool) p ON p.pidx = c.pidx"""  # nosec B608
         )
         self.sql("DROP TABLE e_c; DROP TABLE e_hp")  # every line is summed
+
+    def _line_tables(self) -> None:
+        """`e_wl` and `e_sl` from the fast path's numpy sums (as `sums` makes them from `e_c`
+        otherwise); nothing to do when they are tables already."""
+        if self.sums_np is None:
+            return
+        sums, self.sums_np = self.sums_np, None
+        self.con.register("e_priced_in", pd.DataFrame(sums["wl"]))
+        self.sql("CREATE OR REPLACE TEMP TABLE e_wl AS SELECT * FROM e_priced_in")
+        self.con.unregister("e_priced_in")
+        self.con.register("e_priced_in", pd.DataFrame(sums["hp"]))
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_sl AS
+            SELECT c.holder_id, p.product, c.amt AS n
+            FROM e_priced_in c JOIN (SELECT DISTINCT pidx, product FROM e_pool) p
+              ON p.pidx = c.pidx"""
+        )
+        self.con.unregister("e_priced_in")
 
     def partial(self) -> Partial:
         """The sums as frames, each scaled amount split into (minor, sub) int64 columns."""
@@ -1636,6 +1704,7 @@ class _Run:
             out = self.con.execute(query).df()
             return out.astype(PARTIAL_COLUMNS[name]) if len(out) else empty_partial_frame(name)
 
+        self._line_tables()
         seen = self.con.execute(
             "SELECT licence_id, product, NOT donor AS priced, direct FROM e_lw ORDER BY licence_id"
         ).df()
@@ -1921,12 +1990,31 @@ class _Run:
                 f"cannot round: {missing} minor units missing over {buckets} buckets "
                 f"(in {in_minor}, floors {floors})"
             )
+        # The units go to the first `missing` buckets ordered by (rm + res descending, kind,
+        # product, holder_id, reason, ref), keys unique per bucket: those above the value of
+        # the `missing`-th (`cut`), and the first of those equal to it by key. Only the tied
+        # ones are sorted by key (a window over every bucket sorts them all by their strings).
+        up = "false"
+        if missing:
+            cut = int(
+                self.one(
+                    f"""SELECT CAST(rm AS HUGEINT) + res AS v FROM e_b
+                    ORDER BY v DESC LIMIT 1 OFFSET {missing - 1}"""  # nosec B608
+                )[0]
+            )
+            above = int(
+                self.one(
+                    f"""SELECT count(*) FROM e_b
+                    WHERE CAST(rm AS HUGEINT) + res > CAST('{cut}' AS HUGEINT)"""  # nosec B608
+                )[0]
+            )
+            up = f"""CAST(rm AS HUGEINT) + res > CAST('{cut}' AS HUGEINT) OR rowid IN (
+                SELECT rowid FROM e_b WHERE CAST(rm AS HUGEINT) + res = CAST('{cut}' AS HUGEINT)
+                ORDER BY kind, product, holder_id, reason, ref LIMIT {missing - above})"""  # nosec B608
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_br AS
             SELECT kind, product, holder_id, reason, ref, n, res,
-              CAST(fl + CASE WHEN row_number() OVER (
-                ORDER BY CAST(rm AS HUGEINT) + res DESC, kind, product, holder_id, reason, ref)
-                <= {missing} THEN 1 ELSE 0 END AS BIGINT) AS minor
+              CAST(fl + CASE WHEN {up} THEN 1 ELSE 0 END AS BIGINT) AS minor
             FROM e_b"""  # nosec B608
         )
         # Each holder's earned total, and the fee attributable to its usage (the fee part of
@@ -2032,6 +2120,10 @@ class _Run:
 
     def _line_sums(self, n_products: int) -> tuple[dict, dict]:
         S, AMT = self.S, self.AMT
+        if self.sums_np is not None:
+            if not self.one("SELECT count(*) FROM e_relc")[0]:
+                return self._line_sums_np()
+            self._line_tables()  # releases to works are summed into the lines in SQL
         # Lines come in any order (`_round_lines` sorts them by their unique (gid, key)).
         # `e_wl` has one row per (holder, work): releases to a work are summed into it.
         x = f"""SELECT holder_id, work_id, CAST(sum(q) AS BIGINT) AS quantity,
@@ -2073,6 +2165,34 @@ class _Run:
         self.sql("DROP TABLE e_wl; DROP TABLE e_sl")
         return w, s
 
+    def _line_sums_np(self) -> tuple[dict, dict]:
+        """`_line_sums` from the fast path's numpy sums, when there are no releases: the same
+        lines (amount > 0, of a holder of `e_he`), each as floor and remainder."""
+        sums, self.sums_np = self.sums_np, None
+        if sums is None:  # pragma: no cover - only called with the sums
+            raise AllocationError("no line sums")
+        S = self.S
+
+        def lines(frame: dict[str, np.ndarray], amount: str, key: str) -> dict[str, np.ndarray]:
+            keep = np.flatnonzero(frame[amount] > 0)
+            gid, found = _positions(self.he_ids, frame["holder_id"][keep])
+            if not found.all():  # an inner join on the holders of `e_he`
+                keep, gid = keep[found], gid[found]
+            n = frame[amount][keep]
+            return {"gid": gid, "k": frame[key][keep], "fl": n // S, "rm": n % S, "keep": keep}
+
+        w = lines(sums["wl"], "n", "work_id")
+        w["quantity"] = sums["wl"]["q"][w.pop("keep")]
+        kval = w.pop("k")
+        w["kval"] = kval
+        w["knull"] = np.zeros(len(kval), dtype=bool)
+        low = int(kval.min()) if len(kval) else 0
+        w["key"] = kval - low
+        s = lines(sums["hp"], "amt", "pidx")
+        s["key"] = s.pop("k")
+        del s["keep"]
+        return w, s
+
     def _round_lines(self, lines: dict) -> tuple[np.ndarray, np.ndarray]:
         """Largest remainder inside each holder's earned total.
 
@@ -2090,7 +2210,7 @@ class _Run:
         width = int(key.max()) + 1
         groups = len(self.he_ids)
         if groups * width < 2**62:
-            by_key = np.argsort(gid * width + key, kind="stable")
+            by_key = _argsort_stable(gid * width + key, groups * width)
         else:  # pragma: no cover - astronomically many keys
             by_key = np.lexsort((key, gid))
         gid, fl, rm = gid[by_key], fl[by_key], rm[by_key]
@@ -2114,7 +2234,7 @@ class _Run:
         # still goes to one of them (the first by key). Without residues the units missing
         # never outnumber the lines with a remainder, so it changes nothing there.
         amount = fl + (rank < np.repeat(missing, counts))
-        keep = amount > 0
+        keep = np.flatnonzero(amount > 0)
         return by_key[keep], amount[keep]
 
     # ------------------------------------------------------------------------------- outputs
@@ -2143,10 +2263,15 @@ class _Run:
         # Informational: gross = earned + the fee attributable to the holder's usage.
         holders["gross_minor"] = holders["earned_minor"] + holders["deductions_minor"]
         holders = holders[[*HOLDER_COLUMNS]]
-        suspense = con.execute(
-            "SELECT reason, ref, minor AS amount_minor FROM e_br WHERE kind = 2 AND minor > 0 "
-            "ORDER BY reason, ref"
-        ).df()
+        # Through Arrow: its strings become pandas' `str` columns without Python objects.
+        suspense = (
+            con.sql(
+                "SELECT reason, ref, minor AS amount_minor FROM e_br WHERE kind = 2 AND minor > 0 "
+                "ORDER BY reason, ref"
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
         fees = con.execute(
             "SELECT product, minor AS amount_minor FROM e_br WHERE kind = 0 AND minor > 0 "
             "ORDER BY product"
@@ -2354,32 +2479,20 @@ class _Shares:
         group = self.widx[work] * self.n_pidx + pidx
         np.add.at(self.rest, group, rest)
         self.rest_seen[group] = True
-        partial = ~self.whole[self.widx[work]]
-        np.add.at(self.un, at[partial], rest[partial])
-        self.un_seen[at[partial]] = True
+        partial = np.flatnonzero(~self.whole[self.widx[work]])
+        at_partial = at[partial]
+        _add_runs(self.un, at_partial, rest[partial])
+        self.un_seen[at_partial] = True
 
-    def finish(self, ids: np.ndarray, store: Callable[[str, pa.Table, bool], None]) -> pd.DataFrame:
-        """`e_rest` (partial works' rests) and `e_un` stored; the `e_c` rows returned: each
-        share's sums, and each whole work's dust (when > 0) to its top holder."""
+    def finish(self, ids: np.ndarray, store: Callable[[str, pa.Table, bool], None]) -> None:
+        """`e_rest` (partial works' rests) and `e_un` stored; `dust` set: the (work index,
+        product) groups of whole works whose rest (> 0) goes to the work's top holder."""
         n_pidx = self.n_pidx
-        used = np.flatnonzero(self.acc_q)  # every priced row has q > 0
-        share = used // n_pidx
         group = np.flatnonzero(self.rest_seen)
         w = group // n_pidx
         whole = self.whole[w]
-        dust = group[whole & (self.rest[group] > 0)]
+        self.dust = group[whole & (self.rest[group] > 0)]
         left = group[~whole]
-        zero = np.zeros(len(dust), dtype="int64")
-        rows = pd.DataFrame(
-            {
-                "holder_id": np.concatenate([self.holder[share], self.top[dust // n_pidx]]),
-                "work_id": np.concatenate([self.work[share], self.works[dust // n_pidx]]),
-                "pidx": np.concatenate([used % n_pidx, dust % n_pidx]),
-                "q": np.concatenate([self.acc_q[used], zero]),
-                "amt": np.concatenate([self.acc_amt[used], self.rest[dust]]),
-                "fee": np.concatenate([self.acc_fee[used], zero]),
-            }
-        )
         store(
             "e_rest",
             pa.table(
@@ -2394,7 +2507,103 @@ class _Shares:
         )
         seen = np.flatnonzero(self.un_seen)
         store("e_un", pa.table({"licence_id": ids[seen], "un": self.un[seen]}), True)
-        return rows
+
+
+def _line_sums_fast(
+    acc_q: np.ndarray,
+    acc_net: np.ndarray,
+    acc_fee: np.ndarray,
+    h1: np.ndarray,
+    n_pidx: int,
+    shares: _Shares | None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """What `sums` makes of `e_c` (per holder × work: `e_wl`; per holder × product: `e_hp`),
+    straight from the fast path's accumulators, the same integers as the SQL group-bys.
+
+    `acc_*`: the whole-share rows per (work, product) slot (`work × n_pidx + pidx`), each to
+    the work's one holder `h1[work]`; `shares`: the split rows per (share, product) and the
+    dust of whole works (to the top holder, with no quantity or fee). A (holder, work) or
+    (holder, product) exists when some row of `e_c` has it: every priced row has q > 0, a
+    work with one whole share never has other shares, and a dust line's work and product
+    always have a row of its top holder's share. int64 sums are exact: each is bounded by
+    the cycle's scaled total or total quantity (checked by `_matched_rows`)."""
+    works_q = acc_q.reshape(-1, n_pidx).sum(axis=1)
+    works_n = acc_net.reshape(-1, n_pidx).sum(axis=1)
+    w_used = np.flatnonzero(works_q)
+    used = np.flatnonzero(acc_q)
+    parts_h = [h1[used // n_pidx]]
+    parts_p = [used % n_pidx]
+    parts_amt = [acc_net[used]]
+    parts_fee = [acc_fee[used]]
+    del used
+    wl = {"holder_id": [h1[w_used]], "work_id": [w_used], "q": [works_q[w_used]], "n": []}
+    wl["n"].append(works_n[w_used])
+    del works_q, works_n, w_used
+    if shares is not None and len(shares.work):
+        share_q = shares.acc_q.reshape(-1, n_pidx).sum(axis=1)
+        share_n = shares.acc_amt.reshape(-1, n_pidx).sum(axis=1)
+        dust = shares.dust
+        if len(dust):
+            # Each whole work's top holder's share (whole works here have several shares).
+            share_w = shares.widx[shares.work]
+            is_top = shares.whole[share_w] & (shares.holder == shares.top[share_w])
+            top_share = np.full(len(shares.works), -1, dtype="int64")
+            top_share[share_w[is_top]] = np.flatnonzero(is_top)
+            to = top_share[dust // n_pidx]
+            if (to < 0).any() or (share_q[np.maximum(to, 0)] == 0).any():  # never
+                raise AllocationError("a whole work's dust has no top holder's line")
+            np.add.at(share_n, to, shares.rest[dust])
+            parts_h.append(shares.holder[to])
+            parts_p.append(dust % n_pidx)
+            parts_amt.append(shares.rest[dust])
+            parts_fee.append(np.zeros(len(dust), dtype="int64"))
+        s_used = np.flatnonzero(share_q)
+        wl["holder_id"].append(shares.holder[s_used])
+        wl["work_id"].append(shares.work[s_used])
+        wl["q"].append(share_q[s_used])
+        wl["n"].append(share_n[s_used])
+        keys = np.flatnonzero(shares.acc_q)
+        parts_h.append(shares.holder[keys // n_pidx])
+        parts_p.append(keys % n_pidx)
+        parts_amt.append(shares.acc_amt[keys])
+        parts_fee.append(shares.acc_fee[keys])
+    holder = np.concatenate(parts_h)
+    ids, inverse = _dense_ids(holder)
+    key = inverse * n_pidx + np.concatenate(parts_p)
+    del holder, inverse
+    hp_amt = np.zeros(len(ids) * n_pidx, dtype="int64")
+    hp_fee = np.zeros(len(ids) * n_pidx, dtype="int64")
+    seen = np.zeros(len(ids) * n_pidx, dtype=bool)
+    np.add.at(hp_amt, key, np.concatenate(parts_amt))
+    np.add.at(hp_fee, key, np.concatenate(parts_fee))
+    seen[key] = True
+    del key
+    hp = np.flatnonzero(seen)
+    return {
+        "wl": {k: np.concatenate(v) for k, v in wl.items()},
+        "hp": {"holder_id": ids[hp // n_pidx], "pidx": hp % n_pidx, "amt": hp_amt[hp]},
+        # Every holder of `ids` has a line, so each is in `e_ch`.
+        "ch": {
+            "holder_id": ids,
+            "amt": hp_amt.reshape(-1, n_pidx).sum(axis=1),
+            "fee": hp_fee.reshape(-1, n_pidx).sum(axis=1),
+        },
+    }
+
+
+def _dense_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct `values` and each value's index among them (`np.unique` with
+    `return_inverse`, by a lookup array when the values are small non-negative ints)."""
+    if not len(values):
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
+    low, high = int(values.min()), int(values.max())
+    if low >= 0 and high < 4 * len(values) + (1 << 22):
+        present = np.zeros(high + 1, dtype=bool)
+        present[values] = True
+        index = np.cumsum(present, dtype="int64") - 1
+        return np.flatnonzero(present), index[values]
+    ids, inverse = np.unique(values, return_inverse=True)
+    return ids.astype("int64"), inverse.astype("int64").reshape(-1)
 
 
 def split_by_shares(
@@ -2451,6 +2660,20 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _check_lines(lines: pd.DataFrame, holders: pd.DataFrame, name: str) -> None:
+    holder = lines["holder_id"].to_numpy()
+    earned = holders["earned_minor"].to_numpy()
+    ids = holders["holder_id"].to_numpy()[earned > 0]
+    if len(holder) and (holder[1:] >= holder[:-1]).all() and (ids[1:] > ids[:-1]).all():
+        # Lines sorted by holder (as `lines` makes them): one sum per run, in numpy.
+        starts = np.flatnonzero(np.r_[True, holder[1:] != holder[:-1]])
+        sums_np = np.add.reduceat(lines["amount_minor"].to_numpy(), starts)
+        if (
+            len(starts) != len(ids)
+            or not (holder[starts] == ids).all()
+            or not (sums_np == earned[earned > 0]).all()
+        ):
+            raise AllocationError(f"{name} do not sum to each holder's earned_minor")
+        return
     sums = lines.groupby("holder_id")["amount_minor"].sum()
     earned = holders.set_index("holder_id")["earned_minor"]
     earned = earned[earned > 0]
@@ -2467,11 +2690,111 @@ def _mapping_frame(mapping: Mapping[str, int], key: str, value: str) -> pd.DataF
     )
 
 
+def _add_runs(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    """`np.add.at(out, index, values)` (exact integer sums), one add per run of equal
+    indexes when `index` comes in long runs (rows grouped by licence)."""
+    if not len(index):
+        return
+    starts = np.flatnonzero(index[1:] != index[:-1]) + 1
+    if len(starts) * 8 > len(index):  # short runs: adding row by row is as fast
+        np.add.at(out, index, values)
+        return
+    starts = np.r_[0, starts]
+    np.add.at(out, index[starts], np.add.reduceat(values, starts))
+
+
+def _work_shares(shares: pd.DataFrame) -> pd.DataFrame | None:
+    """Per work of `shares` (int64 columns, checked already: no missing values, every ppm in
+    1..10⁶): total ppm, number of shares, largest ppm and smallest holder id, as `e_ws`
+    (exact int64 sums: at most 10⁶ × rows). None when the columns are not int64."""
+    if not len(shares) or not all(
+        shares[c].dtype == np.int64 for c in ("work_id", "holder_id", "share_ppm")
+    ):
+        return None
+    work = shares["work_id"].to_numpy().view(np.int64)
+    low = int(work.min())
+    span = int(work.max()) - low + 1
+    if span >= 2**62:
+        return None
+    order = _argsort_stable(work - low, span)
+    work = work[order]
+    starts = np.flatnonzero(np.r_[True, work[1:] != work[:-1]])
+    ppm = shares["share_ppm"].to_numpy().view(np.int64)[order]
+    holder = shares["holder_id"].to_numpy().view(np.int64)[order]
+    return pd.DataFrame(
+        {
+            "work_id": work[starts],
+            "tot": np.add.reduceat(ppm, starts),
+            "n": np.diff(np.r_[starts, len(work)]),
+            "hi": np.maximum.reduceat(ppm, starts),
+            "first_holder": np.minimum.reduceat(holder, starts),
+        }
+    )
+
+
+def _distinct_ints(*columns: pd.Series) -> bool | None:
+    """Whether the rows of these int64 columns are pairwise distinct, by one sort of the
+    values (a key packed from the columns); None when numpy cannot tell (other dtypes,
+    missing or negative values, or keys past 63 bits): ask SQL."""
+    if not all(c.dtype == np.int64 for c in columns) or not len(columns[0]):
+        return None
+    key = np.zeros(len(columns[0]), dtype="int64")
+    span = 1
+    for column in columns:
+        values = column.to_numpy().view(np.int64)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or span * (high + 1) >= 2**63:
+            return None
+        key = key * (high + 1) + values if span > 1 else values
+        span *= high + 1
+    key = np.sort(key)
+    return not bool((key[1:] == key[:-1]).any())
+
+
+def _argsort_stable(keys: np.ndarray, bound: int) -> np.ndarray:
+    """`np.argsort(keys, kind="stable")` for keys in [0, bound): when each key's position
+    fits beside it in 63 bits, one sort of the values `key × 2^b + position` (a value sort is
+    much faster than an index sort, and the positions make it stable and exact)."""
+    n = len(keys)
+    bits = max((n - 1).bit_length(), 1)
+    if bound <= 0 or bound > (2**63 - 1) >> bits:
+        return np.argsort(keys, kind="stable")
+    packed = np.sort((keys << bits) | np.arange(n, dtype="int64"))
+    return packed & ((1 << bits) - 1)
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of `values`' index in the sorted unique `ids` and whether it is there at all
+    (a lookup array when the ids and values are small non-negative ints)."""
+    if not len(ids) or not len(values):
+        return np.zeros(len(values), dtype="int64"), np.zeros(len(values), dtype=bool)
+    low, high = min(int(ids[0]), int(values.min())), max(int(ids[-1]), int(values.max()))
+    if low >= 0 and high < 4 * len(values) + (1 << 22):
+        table = np.full(high + 1, -1, dtype="int64")
+        table[ids] = np.arange(len(ids), dtype="int64")
+        at = table[values]
+        found = at >= 0
+        return np.maximum(at, 0), found
+    at = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return at, ids[at] == values
+
+
 def _index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray | None:
     """The index of each of `values` in the sorted unique `ids`, or None if one is not there
-    (a lookup array when the ids are small, else a binary search)."""
+    (per run of equal values when they come in long runs; else a lookup array when the ids
+    are small, or a binary search)."""
     if not len(values):
         return np.zeros(0, dtype="int64")
+    starts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    if len(starts) * 8 <= len(values):
+        at = _index_of_values(ids, values[np.r_[0, starts]])
+        if at is None:
+            return None
+        return np.repeat(at, np.diff(np.r_[0, starts, len(values)]))
+    return _index_of_values(ids, values)
+
+
+def _index_of_values(ids: np.ndarray, values: np.ndarray) -> np.ndarray | None:
     low, high = int(values.min()), int(values.max())
     if low < int(ids[0]) or high > int(ids[-1]):
         return None
