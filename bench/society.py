@@ -43,10 +43,19 @@ codes (holder registry code, catalogue, ``work_ref``: not database ids, which de
 order the workers import in). ``--results FILE`` appends the figures as one JSON line
 (``bench/society_plot.py`` draws docs/img/scaling.svg from them).
 
-``--partitions N`` fans the allocation out over N map tasks (``ROYALTIES_ALLOCATION_PARTITIONS``,
-default 1, the service's default): worth it with workers on N machines; on one 2-core machine
-each partition reads the works, shares and donor usage again, so 1 is faster (scale 0.1,
-2 workers: 4.6 s against 10.6 s for 2). The statements are the same for any N.
+``--chunk-rows R`` (``ROYALTIES_ALLOCATION_CHUNK_ROWS``, default 0: no chunks) bounds the
+allocation's memory: a cycle with more usage rows than R is allocated chunk by chunk of about
+R rows in its one task (at ``--scale 1`` and R = 1,000,000, 20 chunks), each chunk's partial
+sums added up in memory, so that the worker's memory does not grow with the lines beyond a
+chunk (it still grows with the works, holders and statements). Each chunk reads the works and
+shares it needs again: at ``--scale 1`` R = 1,000,000 took the allocation worker from 2.3 to
+1.4 GB but made the stage several times slower (469 s on a loaded machine), so it is off by
+default until the works are read once per task.
+``--partitions N`` (``ROYALTIES_ALLOCATION_PARTITIONS``, default 1) instead fans it out over
+at least N map tasks, a chunk each at most, which write their partial sums to the database
+for one reduce task: worth it with workers on N machines; on one 2-core machine the partials'
+rows (millions at ``--scale 1``) cost minutes to write, sum and delete. The statements are the
+same for any N and R.
 
 ``--stop-after STAGE`` ends the quarter after a stage (e.g. ``allocation``, to time the
 stages before it). The whole quarter at ``--scale 1`` takes about 4.5 minutes on 2 quiet cores
@@ -165,6 +174,7 @@ def _env(args, url: str, var_dir: str) -> dict[str, str]:
         BLANKET_VAR_DIR=var_dir,
         STRIPE_API_BASE=f"http://127.0.0.1:{args.stripe_port}",
         ROYALTIES_ALLOCATION_PARTITIONS=str(args.partitions),
+        **({"ROYALTIES_ALLOCATION_CHUNK_ROWS": str(args.chunk_rows)} if args.chunk_rows else {}),
         DJANGO_SETTINGS_MODULE="config.settings.local",
         DEBUG="false",
         LOG_LEVEL="WARNING",
@@ -595,9 +605,10 @@ def quarter_run(args, size: dict, files: dict, workdir: str, workers: Workers | 
             raise SystemExit(f"allocation failed: {cycle.message}")
         allocation = cycle.current_allocation
         n_statements = Statement.objects.filter(allocation=allocation).count()
+        partitions = allocation.timings.get("partitions", 1)
         stages.done(
             "allocation", t, n_statements, "statements",
-            f"partitions {args.partitions}; service timings {allocation.timings}",
+            f"partitions {partitions}; service timings {allocation.timings}",
         )  # fmt: skip
 
         if args.stop_after == "allocation":
@@ -762,8 +773,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument(
         "--partitions", type=int, default=1,
-        help="allocation partitions (ROYALTIES_ALLOCATION_PARTITIONS): one per machine; on "
-        "one 2-core machine 1 is faster (each partition reads the works and shares again)",
+        help="allocation map tasks at least (ROYALTIES_ALLOCATION_PARTITIONS); 1: one task, "
+        "chunk by chunk",
+    )  # fmt: skip
+    parser.add_argument(
+        "--chunk-rows", type=int, default=0,
+        help="usage rows per allocation map task at most (ROYALTIES_ALLOCATION_CHUNK_ROWS; "
+        "0: none, or the setting's if set)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=20261001)
     parser.add_argument("--regime", choices=("opt_out", "opt_in"), default="opt_out")
@@ -858,6 +874,7 @@ def _record(args, size: dict, result: dict) -> None:
         record = {
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "scale": args.scale, "workers": args.workers, "partitions": args.partitions,
+            "chunk_rows": args.chunk_rows,
             "regime": args.regime, "seed": args.seed, **size, **result,
         }  # fmt: skip
         with open(args.results, "a") as out:

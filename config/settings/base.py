@@ -337,8 +337,9 @@ PAYOUT_STUCK_SECONDS = env_int("PAYOUT_STUCK_SECONDS", default=300)
 PAYOUT_BACKOFF_SECONDS = env_int("PAYOUT_BACKOFF_SECONDS", default=30)
 PAYOUT_MAX_ATTEMPTS = env_int("PAYOUT_MAX_ATTEMPTS", default=8)
 PAYOUT_CURRENCIES = ["EUR", "GBP", "USD"]
-# Allocation fan-out: 1 runs a cycle's allocation in one task, in memory; N > 1 splits its
-# licences into up to N partitions, each a Celery task writing exact partial sums to the
+# Allocation fan-out: 1 runs a cycle's allocation in one task, in memory (chunk by chunk
+# past ROYALTIES_ALLOCATION_CHUNK_ROWS, below); N > 1 splits its
+# licences into at least N partitions, each a Celery task writing exact partial sums to the
 # database, reduced by one more task (the same result either way). A run whose tasks were
 # lost is re-enqueued by the sweeper after ALLOCATION_STUCK_SECONDS.
 ROYALTIES_ALLOCATION_PARTITIONS = env_int("ROYALTIES_ALLOCATION_PARTITIONS", default=1)
@@ -346,6 +347,20 @@ if not 1 <= ROYALTIES_ALLOCATION_PARTITIONS <= 1000:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("ROYALTIES_ALLOCATION_PARTITIONS must be between 1 and 1000")
+# A chunk bounds the allocation's memory: when a cycle's licences stored more usage rows
+# (works matched, unmatched and reserved lines of their declarations) than this, the one task
+# allocates them chunk by chunk of about this many rows, adding up each chunk's partial sums
+# (with ROYALTIES_ALLOCATION_PARTITIONS > 1, each map task takes a chunk at most). One
+# licence's usage is never split (its pool is priced in one piece), so a licence declaring
+# more rows than this still makes a chunk of that size. 0 (the default): no chunks. Each
+# chunk reads the works and shares it needs again, so chunks trade time for memory: at the
+# full-size quarter (bench/society.py, 20M lines) 1,000,000-row chunks took the allocation
+# worker from 2.3 to 1.4 GB but made it several times slower (docs/scaling.md).
+ROYALTIES_ALLOCATION_CHUNK_ROWS = env_int("ROYALTIES_ALLOCATION_CHUNK_ROWS", default=0)
+if ROYALTIES_ALLOCATION_CHUNK_ROWS < 0:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ROYALTIES_ALLOCATION_CHUNK_ROWS must be 0 (off) or more")
 ALLOCATION_STUCK_SECONDS = env_int("ALLOCATION_STUCK_SECONDS", default=15 * 60)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaymentMethodEnum"] = "licensing.models.PaymentMethod"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["LicenceStatusEnum"] = "licensing.models.LicenceStatus"

@@ -297,21 +297,94 @@ def usage_frame(*, declarations: dict[int, int]) -> pd.DataFrame:
     return frame
 
 
+def usage_summed_frame(
+    *, declaration_ids: list[int], licence_ids: list[int]
+) -> pd.DataFrame | None:
+    """The usage of the given declarations summed per work (and reserved) and per identifier
+    (and reserved), rows of positive quantity only, dealt out in turn over ``licence_ids``
+    (licences of ONE product): what a partition needs of donor licences, which only lend
+    their summed usage to their product's proxy pool (the engine sums a proxy pool's donor
+    rows per product, work, route and ref, so which of the product's donors holds a row never
+    changes a result). It is bounded by the works and
+    identifiers used, not by the number of declared lines. None when there are fewer summed
+    rows than licences (each donor must keep some usage of its own): read them as they are."""
+    if not declaration_ids or not licence_ids:
+        return None
+    ids = ",".join(str(int(pk)) for pk in sorted(set(declaration_ids)))
+    matched = table_read(
+        f"SELECT work_id, reserved, SUM(quantity) FROM {DeclarationWorkUsage._meta.db_table} "  # noqa: S608  # nosec B608
+        f"WHERE declaration_id IN ({ids}) GROUP BY work_id, reserved "
+        "HAVING SUM(quantity) > 0 ORDER BY work_id, reserved",
+        schema=pa.schema(
+            [("work_id", pa.int64()), ("reserved", pa.bool_()), ("quantity", pa.int64())]
+        ),
+    )
+    by_identifier = " UNION ALL ".join(
+        f"SELECT scheme || ':' || identifier AS ref, {flag} AS reserved, quantity "  # noqa: S608  # nosec B608
+        f"FROM {table} WHERE declaration_id IN ({ids})"
+        for flag, table in (
+            ("FALSE", DeclarationUnmatched._meta.db_table),
+            ("TRUE", DeclarationReservedIdentifier._meta.db_table),
+        )
+    )
+    unmatched = table_read(
+        f"SELECT ref, reserved, SUM(quantity) FROM ({by_identifier}) AS u "  # noqa: S608  # nosec B608
+        "GROUP BY ref, reserved HAVING SUM(quantity) > 0 ORDER BY ref, reserved",
+        schema=pa.schema(
+            [("ref", pa.string()), ("reserved", pa.bool_()), ("quantity", pa.int64())]
+        ),
+    )
+    m, n = len(matched), len(unmatched)
+    lenders = np.asarray(sorted(int(i) for i in licence_ids), dtype="int64")
+    if m + n < len(lenders):
+        return None
+    return pd.DataFrame(
+        {
+            "licence_id": lenders[np.arange(m + n) % len(lenders)],
+            "work_id": pd.arrays.IntegerArray(
+                np.concatenate(
+                    [matched["work_id"].to_numpy().astype("int64"), np.zeros(n, "int64")]
+                ),
+                np.concatenate([np.zeros(m, bool), np.ones(n, bool)]),
+            ),
+            "ref": pd.Series([""] * m + unmatched["ref"].to_pylist(), dtype="str"),
+            "quantity": np.concatenate(
+                [
+                    matched["quantity"].to_numpy().astype("int64"),
+                    unmatched["quantity"].to_numpy().astype("int64"),
+                ]
+            ),
+            "reserved": np.concatenate(
+                [
+                    matched["reserved"].to_numpy(zero_copy_only=False).astype(bool),
+                    unmatched["reserved"].to_numpy(zero_copy_only=False).astype(bool),
+                ]
+            ),
+        }
+    )
+
+
 def work_ids_stage(work_ids) -> str:
     """Put the works the cycle needs in a temporary table (one per database session) and
     return the subquery that names them: the works and shares reads join on it instead of
     reading the usage rows again (the path for databases other than PostgreSQL)."""
-    ids = pa.table({"work_id": pa.array(sorted({int(w) for w in work_ids}), pa.int64())})
+    ids = pa.table({"work_id": pa.array(np.unique(np.asarray(work_ids, dtype="int64")))})
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS cycle_work_ids (work_id bigint)")
         cursor.execute("DELETE FROM cycle_work_ids")
     table_write("cycle_work_ids", ids)
+    if connection.vendor == "postgresql":  # its size, for the join's plan
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE cycle_work_ids")
     return "SELECT work_id FROM cycle_work_ids"
 
 
 def _named(work_ids: np.ndarray) -> tuple[str, np.ndarray | None]:
-    """For the PostgreSQL reads: the condition naming ``work_ids`` (few of them) or none
-    (many), and a mask over work ids to keep the named ones of a whole table (or None)."""
+    """For the PostgreSQL reads: the condition naming ``work_ids`` (few of them: a literal
+    array; many, but well under half the works: a semi-join on `work_ids_stage`'s temporary
+    table, so that a partition of the allocation reads only the works its usage names, not
+    the whole catalogue) or none (most of the works), and a mask over work ids to keep the
+    named ones of a whole table (or None)."""
     ids = np.asarray(work_ids, dtype="int64")
     if len(ids) and ids.min() < 0:
         raise ValueError("negative work id")
@@ -319,14 +392,18 @@ def _named(work_ids: np.ndarray) -> tuple[str, np.ndarray | None]:
         listed = ",".join(str(int(i)) for i in np.unique(ids))
         return f"= ANY('{{{listed}}}'::bigint[])", None
     top = int(ids.max())
-    if top >= 64 * len(ids) + (1 << 24):  # sparse ids: name the distinct ones instead
+    mask = None
+    if top < 64 * len(ids) + (1 << 24):  # dense ids: a mask, no sort
+        mask = np.zeros(top + 1, dtype=bool)
+        mask[ids] = True
+        distinct = np.flatnonzero(mask)
+    else:  # sparse ids: the distinct ones
         distinct = np.unique(ids)
-        if len(distinct) <= _WORKS_NAMED:
-            return _named(distinct)
-        return "", distinct
-    mask = np.zeros(top + 1, dtype=bool)
-    mask[ids] = True
-    return "", mask
+    if len(distinct) <= _WORKS_NAMED:
+        return _named(distinct)
+    if 2 * len(distinct) < works_count():
+        return f"IN ({work_ids_stage(distinct)})", None
+    return "", distinct if mask is None else mask
 
 
 def _kept(ids: np.ndarray, named: np.ndarray | None) -> np.ndarray:
@@ -458,7 +535,22 @@ def declarations_with_usage(*, declaration_ids: list[int]) -> set[int]:
 def declaration_rows(*, declaration_ids: list[int]) -> dict[int, int]:
     """About how many usage rows each declaration stored (works matched, unmatched and
     reserved lines): what a partition of the allocation costs to load."""
+    return {
+        pk: a + b for pk, (a, b) in declaration_row_parts(declaration_ids=declaration_ids).items()
+    }
+
+
+def declaration_row_parts(*, declaration_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Each declaration's stored usage rows as (works matched, unmatched and reserved
+    lines): summed over donors, the first part is bounded by the number of works."""
     rows = UsageDeclaration.objects.filter(pk__in=declaration_ids).values_list(
         "pk", "works_matched", "unmatched_lines", "reserved_lines"
     )
-    return {pk: int(a) + int(b) + int(c) for pk, a, b, c in rows}
+    return {pk: (int(a), int(b) + int(c)) for pk, a, b, c in rows}
+
+
+def works_count() -> int:
+    """How many works there are (an index-only count: tens of milliseconds for a million)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {Work._meta.db_table}")  # noqa: S608  # nosec B608
+        return int(cursor.fetchone()[0])

@@ -1,20 +1,28 @@
 """A cycle's allocation fanned out over partitions of its licences: map tasks, one reduce.
 
-`cycle_allocate_run` starts a run when ``ROYALTIES_ALLOCATION_PARTITIONS`` > 1:
+`cycle_allocate_run` starts a run when ``ROYALTIES_ALLOCATION_PARTITIONS`` > 1 (each map
+task takes at most a chunk of ``ROYALTIES_ALLOCATION_CHUNK_ROWS`` usage rows). With one
+partition, a cycle with more usage rows than a chunk is allocated chunk by chunk in its one
+task instead (`allocation_chunked`: the same map, sums and reduce, in memory, no scratch rows):
 
 1. `allocation_run_start` freezes the plan in the database (the licence pools, declarations,
    releases and payout returns of this attempt; `AllocationRun`) and groups the licences into
-   partitions with `royalties.engine.allocate.partition_plan` (a product's licences that may
-   share its proxy pool stay together, and read the product's other licences as donors). It
-   then enqueues one map task per partition, with ids only.
-2. `allocation_run_map` (one per partition, any worker, any order) loads its licences' usage,
-   runs `allocate_map` and, in one transaction, writes the partition's exact partial sums
+   partitions with `chunk_plan` (about a chunk of usage rows each, at least
+   ``ROYALTIES_ALLOCATION_PARTITIONS`` of them; a product's licences that may share its
+   proxy pool stay together, and read the product's other licences as donors). It then
+   enqueues one map task per partition, with ids only.
+2. `allocation_run_map` (one per partition, any worker, any order) loads its licences' usage
+   (its donors' summed per work and identifier: they only lend it to a proxy pool) and the
+   works and shares that usage names, runs `allocate_map` and, in one transaction, writes
+   the partition's exact partial sums
    (COPY), marks the partition done and counts it on the run, whose row it locks. A partition
    already done is a no-op, so a redelivered task changes nothing. The task that counts the
    last partition hands the run to the reduce task: the database decides who is last, never a
    chord callback, and no amount ever travels through the broker or a result backend.
-3. `allocation_run_reduce` reads the partials back, runs `allocate_reduce` (the one rounding
-   of the cycle) and stores the allocation and statements exactly as the one-task path does,
+3. `allocation_run_reduce` reads the partials back added up per key in the database
+   (`partials_summed`: one row per bucket and statement line, however many partitions),
+   runs `allocate_reduce` (the one rounding of the cycle) and stores the allocation and
+   statements exactly as the one-task path does,
    then deletes the scratch partials. Integer sums do not depend on how the licences were
    grouped, so the checksum is the same with one partition or many, one worker or many.
 
@@ -39,6 +47,7 @@ from django.utils import timezone
 from config.bulk import table_read, table_write
 from royalties.engine.allocate import (
     PARTIAL_COLUMNS,
+    PROXY,
     CycleInputs,
     Partial,
     allocate_map,
@@ -48,6 +57,7 @@ from royalties.engine.allocate import (
     partition_plan,
 )
 from royalties.models import (
+    Allocation,
     AllocationPartial,
     AllocationPartialLicence,
     AllocationPartition,
@@ -86,16 +96,29 @@ def allocation_run_start(
     releases: list[SuspenseRelease],
     returns: list[PayoutReturn],
     partitions: int,
+    chunk_rows: int | None = None,
+    loaded: tuple[list[LicencePool], dict[int, list[int]]] | None = None,
 ) -> AllocationRun | None:
-    """Plan the run, store it, and enqueue one map task per partition (after the commit)."""
+    """Plan the run, store it, and enqueue one map task per partition (after the commit):
+    ``partitions`` of them, or more when ``chunk_rows`` is given and the usage needs more
+    chunks (`chunk_plan`). ``loaded``: `cycles.cycle_pools_load`'s answer, if at hand."""
     from royalties.tasks import cycle_allocate_map_task
 
     _progress(cycle.pk, "planning the partitions", MAP_PERCENT[0])
-    pools, declared = cycles.cycle_pools_load(cycle)
+    pools, declared = loaded if loaded is not None else cycles.cycle_pools_load(cycle)
     params = cycles._params(cycle.policy)
-    plan = partition_plan(
-        plan_frame(pools, declared, params), partitions, fallback=params.fallback
-    ) or [([], [])]  # no licence at all: one empty partition, so that the reduce runs
+    frame = plan_frame(pools, declared, params)
+    if chunk_rows is None:
+        plan = partition_plan(frame, partitions, fallback=params.fallback)
+    else:
+        plan = chunk_plan(
+            frame,
+            partitions=partitions,
+            chunk_rows=chunk_rows,
+            fallback=params.fallback,
+            works=cycle_inputs.works_count(),
+        )
+    plan = plan or [([], [])]  # no licence at all: one empty partition, so that the reduce runs
     now = timezone.now()
     with transaction.atomic():
         locked = Cycle.objects.select_for_update().get(pk=cycle.pk)
@@ -106,8 +129,7 @@ def allocation_run_start(
         AllocationRun.objects.filter(cycle=cycle, state__in=ACTIVE).update(
             state=AllocationRunState.FAILED, message="superseded by a newer run", updated_at=now
         )
-        AllocationPartial.objects.filter(partition__run__cycle=cycle).delete()
-        AllocationPartialLicence.objects.filter(partition__run__cycle=cycle).delete()
+        _scratch_delete(AllocationPartition.objects.filter(run__cycle=cycle))
         run = AllocationRun.objects.create(
             cycle=cycle,
             scale=params.scale,
@@ -136,13 +158,18 @@ def allocation_run_start(
 def plan_frame(pools: list[LicencePool], declared: dict[int, list[int]], params) -> pd.DataFrame:
     """Each licence with its product, whether it may fall back to its product's proxy pool
     (`pooled`: no accepted declaration, no usage row with a positive quantity, or a policy
-    that can weigh usage at zero, when only the engine can tell), and a cost (usage rows)."""
+    that can weigh usage at zero, when only the engine can tell), and a cost (usage rows;
+    and apart, `matched` works and `identifiers`)."""
     ids = [d for lid in declared for d in declared[lid]]
     with_usage = cycle_inputs.declarations_with_usage(declaration_ids=ids)
     zero_weight = params.unmatched_weight_bp == 0 or any(
         int(w) == 0 for w in params.media_weight_bp.values()
     )
-    rows = cycle_inputs.declaration_rows(declaration_ids=ids)
+    parts = cycle_inputs.declaration_row_parts(declaration_ids=ids)
+
+    def rows(lid: int, part: int) -> int:
+        return sum(parts.get(d, (0, 0))[part] for d in declared.get(lid, []))
+
     return pd.DataFrame(
         {
             "licence_id": pd.Series([p.licence_id for p in pools], dtype="int64"),
@@ -155,10 +182,201 @@ def plan_frame(pools: list[LicencePool], declared: dict[int, list[int]], params)
                 dtype="bool",
             ),
             "cost": pd.Series(
-                [1 + sum(rows.get(d, 0) for d in declared.get(p.licence_id, [])) for p in pools],
+                [1 + rows(p.licence_id, 0) + rows(p.licence_id, 1) for p in pools],
                 dtype="int64",
             ),
+            # The same rows apart: works matched, and identifiers (unmatched and reserved).
+            "matched": pd.Series([rows(p.licence_id, 0) for p in pools], dtype="int64"),
+            "identifiers": pd.Series([rows(p.licence_id, 1) for p in pools], dtype="int64"),
         }
+    )
+
+
+def chunk_plan(
+    licences: pd.DataFrame,
+    *,
+    partitions: int,
+    chunk_rows: int,
+    fallback: str = PROXY,
+    works: int | None = None,
+) -> list[tuple[list[int], list[int]]]:
+    """Group the licences into map partitions of about ``chunk_rows`` usage rows each (at
+    least ``partitions`` of them, when there are licences enough), each a pair (licences
+    priced there, donor licences), in a deterministic order.
+
+    The units are `partition_plan`'s: with the proxy fallback, the pooled licences of a
+    product (``pooled``) are one unit, which reads the product's other licences as donors;
+    every other licence is a unit of its own. A unit's cost is its licences' ``cost``; its
+    donors' usage is read summed per work and identifier (`cycles.cycle_usage_load`'s
+    ``lenders``), so they count at most ``works`` (the catalogue's size) plus their
+    identifiers, when the frame has `matched` and `identifiers`. Units go largest first to the
+    least loaded partition, or to a new one when that would pass ``chunk_rows``: no partition
+    costs more than ``chunk_rows`` or its largest unit (one licence's usage is never split,
+    the engine prices its pool in one piece). The result does not depend on the grouping."""
+    if partitions < 1 or chunk_rows < 1:
+        raise ValueError("at least one partition of at least one row")
+    frame = licences.sort_values("licence_id", kind="stable")
+    units: list[tuple[int, int, list[int], list[int]]] = []  # cost, first id, priced, donors
+    pooled = frame["pooled"].astype(bool) & (fallback == PROXY)
+    for product, group in frame[pooled].groupby("product", sort=True):
+        donors = frame[(frame["product"] == product) & ~pooled]
+        priced = [int(x) for x in group["licence_id"]]
+        lent = int(donors["cost"].sum())
+        if works is not None and {"matched", "identifiers"} <= set(donors.columns):
+            lent = min(
+                lent, min(int(donors["matched"].sum()), works) + int(donors["identifiers"].sum())
+            )
+        cost = int(group["cost"].sum()) + lent
+        units.append((cost, priced[0], priced, [int(x) for x in donors["licence_id"]]))
+    for row in frame[~pooled].itertuples():
+        units.append((int(row.cost), int(row.licence_id), [int(row.licence_id)], []))
+    units.sort(key=lambda u: (-u[0], u[1]))
+    # As many partitions as the chunks the usage fills (a unit larger than a chunk fills
+    # one), more if a unit does not fit the least loaded one.
+    chunks = -(-sum(min(u[0], chunk_rows) for u in units) // chunk_rows)
+    wanted = min(max(partitions, chunks), len(units))
+    bins: list[list] = [[0, i, [], set()] for i in range(wanted)]  # load, index, priced, donors
+    for cost, _, priced, donors in units:
+        target = min(bins, key=lambda b: (b[0], b[1]))
+        if target[0] and target[0] + cost > chunk_rows:
+            target = [0, len(bins), [], set()]
+            bins.append(target)
+        target[0] += cost
+        target[2].extend(priced)
+        target[3].update(donors)
+    plan = []
+    for _, _, priced, donors in bins:
+        if priced:
+            plan.append((sorted(priced), sorted(donors - set(priced))))
+    return sorted(plan, key=lambda part: part[0][0])
+
+
+# ------------------------------------------------------------------------ chunks, one task
+_PARTIAL_KEYS = {
+    "fees": ["product"],
+    "holders": ["holder_id"],
+    "suspense": ["reason", "ref"],
+    "lines_by_work": ["holder_id", "work_id"],
+    "lines_by_source": ["holder_id", "product"],
+}
+
+
+def partials_add(total: Partial | None, partial: Partial) -> Partial:
+    """``total`` plus ``partial`` (the licences apart: the result has none), summed per key,
+    each scaled amount carried back to ``minor × scale + sub`` with 0 <= sub < scale: exact
+    (integer sums), and as large as the statements the sums end in, not as the usage."""
+    if total is None:
+        total = Partial(
+            scale=partial.scale,
+            licences=empty_partial_frame("licences"),
+            **{name: empty_partial_frame(name) for name in _PARTIAL_KEYS},
+        )
+    frames = {}
+    for name, keys in _PARTIAL_KEYS.items():
+        both = [f for f in (getattr(total, name), getattr(partial, name)) if len(f)]
+        if not both:
+            frames[name] = empty_partial_frame(name)
+            continue
+        frame = pd.concat(both, ignore_index=True).groupby(keys, as_index=False, sort=False).sum()
+        for amount in ("amount", "fee"):
+            if f"{amount}_sub" in frame.columns:
+                sub = frame[f"{amount}_sub"].to_numpy("int64")
+                frame[f"{amount}_minor"] = frame[f"{amount}_minor"].to_numpy("int64") + (
+                    sub // partial.scale
+                )
+                frame[f"{amount}_sub"] = sub % partial.scale
+        frames[name] = frame[list(PARTIAL_COLUMNS[name])].astype(PARTIAL_COLUMNS[name])
+    return Partial(scale=partial.scale, licences=empty_partial_frame("licences"), **frames)
+
+
+def allocation_chunked(
+    *,
+    cycle: Cycle,
+    releases: list[SuspenseRelease],
+    returns: list[PayoutReturn],
+    chunk_rows: int,
+    loaded: tuple[list[LicencePool], dict[int, list[int]]],
+    started: float,
+) -> Allocation | None:
+    """The allocation in this one task, chunk by chunk (`chunk_plan`): each chunk's usage is
+    loaded, mapped (`allocate_map`) and dropped, its partial added to the running sums
+    (`partials_add`); then the reduce, as a run's, and the store. The same result as
+    `allocate` over everything, in the memory of one chunk plus the sums, with no scratch
+    rows in the database (a run's map tasks write and read back every partition's partials)."""
+    pools, declared = loaded
+    params = cycles._params(cycle.policy)
+    timings: dict[str, float] = {}
+    plan = chunk_plan(
+        plan_frame(pools, declared, params),
+        partitions=1,
+        chunk_rows=chunk_rows,
+        fallback=params.fallback,
+        works=cycle_inputs.works_count(),
+    )
+    by_id = {p.licence_id: p for p in pools}
+    seen: list[Partial] = []
+    total: Partial | None = None
+    t = time.perf_counter()
+    for index, (priced, donors) in enumerate(plan):
+        cycles._progress(
+            cycle.pk, f"allocating: chunk {index + 1} of {len(plan)}", 10 + 65 * index // len(plan)
+        )
+        ids = [*priced, *donors]
+        chunk = {lid: declared[lid] for lid in ids if declared.get(lid)}
+        products: dict[str, list[int]] = {}
+        for lid in donors:
+            products.setdefault(by_id[lid].product_code, []).append(lid)
+        usage, works, shares = cycles.cycle_usage_load(
+            chunk, lenders=[products[p] for p in sorted(products)]
+        )
+        inputs = CycleInputs(
+            licences=cycles.licences_frame([by_id[lid] for lid in ids], chunk),
+            usage=usage,
+            works=works,
+            shares=shares,
+            holders=empty_frame("holders"),
+            releases=empty_frame("releases"),
+        )
+        del usage, works, shares
+        partial = allocate_map(inputs, params, donors=donors)
+        del inputs
+        seen.append(
+            Partial(
+                scale=partial.scale,
+                licences=partial.licences,
+                **{name: empty_partial_frame(name) for name in _PARTIAL_KEYS},
+            )
+        )
+        total = partials_add(total, partial)
+        del partial
+    timings["map"] = round(time.perf_counter() - t, 3)
+    timings["chunks"] = len(plan)
+    t = time.perf_counter()
+    _, works, shares = cycles.cycle_usage_load(
+        {}, release_work_ids=[r.work_id for r in releases if r.work_id]
+    )
+    inputs = CycleInputs(
+        licences=cycles.licences_frame(pools, declared),
+        usage=empty_frame("usage"),
+        works=works,
+        shares=shares,
+        holders=cycles.cycle_holders_frame(cycle, returns),
+        releases=cycles.releases_frame(releases),
+    )
+    timings["load"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    partials = [*seen, total] if total is not None else seen
+    result = allocate_reduce(partials, inputs, params)
+    timings["engine"] = round(time.perf_counter() - t, 3)
+    return cycles.cycle_allocation_finish(
+        cycle_id=cycle.pk,
+        result=result,
+        pools=pools,
+        declared=declared,
+        releases=releases,
+        returns=returns,
+        timings=timings,
+        started=started,
     )
 
 
@@ -182,7 +400,14 @@ def allocation_run_map(*, run_id: int, index: int) -> None:
         pools = {int(p["licence_id"]): p for p in run.licences}
         ids = [*part.licence_ids, *part.donor_ids]
         declared = {lid: pools[lid]["declarations"] for lid in ids if pools[lid]["declarations"]}
-        usage, works, shares = cycles.cycle_usage_load(declared)
+        # The donors only lend their usage to their product's proxy pool: read summed per
+        # product (works, not lines).
+        products: dict[str, list[int]] = {}
+        for lid in part.donor_ids:
+            products.setdefault(pools[lid]["product_code"], []).append(lid)
+        usage, works, shares = cycles.cycle_usage_load(
+            declared, lenders=[products[p] for p in sorted(products)]
+        )
         inputs = CycleInputs(
             licences=cycles.licences_frame([_pool(pools[lid]) for lid in ids], declared),
             usage=usage,
@@ -319,6 +544,50 @@ def partial_read(partition: AllocationPartition, scale: int) -> Partial:
         [partition.pk],
         schema=_READ_SCHEMA,
     )
+    return Partial(scale=scale, licences=_partial_licences(partition), **_partial_frames(rows))
+
+
+_KEYS = ("holder_id", "work_id", "label", "ref")
+_SUMMED = ("quantity", "amount_minor", "amount_sub", "fee_minor", "fee_sub")
+
+
+def partials_summed(run: AllocationRun) -> Partial:
+    """The partials of every partition of ``run`` added up per key in the database (one row
+    per bucket and statement-line key, however many partitions saw it), licences apart: what
+    the reduce reads is bounded by the statements it writes, not by the usage lines nor the
+    partitions. Each scaled amount is carried back to ``minor × scale + sub`` with
+    0 <= sub < scale (the sums of subs stay far inside 64 bits: fewer than 1000 partitions,
+    each sub below the scale)."""
+    keys, sums = ", ".join(_KEYS), ", ".join(f"SUM({c})" for c in _SUMMED)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":  # the grouping in memory, not on disk
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '256MB'")
+        rows = table_read(
+            f"SELECT kind, {keys}, {sums} FROM {AllocationPartial._meta.db_table} "  # noqa: S608  # nosec B608 - model tables, constant columns
+            f"WHERE partition_id IN (SELECT id FROM {AllocationPartition._meta.db_table} "
+            f"WHERE run_id = %s) GROUP BY kind, {keys}",
+            [run.pk],
+            schema=pa.schema(
+                [("kind", pa.int64()), *((c, _ROW_TYPES[c]) for c in (*_KEYS, *_SUMMED))]
+            ),
+        )
+    scale = run.scale
+    for name in ("amount", "fee"):
+        minor, sub = rows[f"{name}_minor"].to_numpy(), rows[f"{name}_sub"].to_numpy()
+        rows = rows.set_column(
+            rows.schema.get_field_index(f"{name}_minor"),
+            f"{name}_minor",
+            pa.array(minor + sub // scale, pa.int64()),
+        ).set_column(
+            rows.schema.get_field_index(f"{name}_sub"),
+            f"{name}_sub",
+            pa.array(sub % scale, pa.int64()),
+        )
+    return Partial(scale=scale, licences=empty_partial_frame("licences"), **_partial_frames(rows))
+
+
+def _partial_frames(rows: pa.Table) -> dict[str, pd.DataFrame]:
     frames = {}
     for kind, (name, columns) in _SCALED.items():
         chosen = rows.filter(pc.equal(rows["kind"], int(kind)))
@@ -330,6 +599,10 @@ def partial_read(partition: AllocationPartition, scale: int) -> Partial:
         frames[name] = pd.DataFrame(
             {c: chosen[source.get(c, c)].to_pandas().astype(t) for c, t in wanted.items()}
         )
+    return frames
+
+
+def _partial_licences(partition: AllocationPartition) -> pd.DataFrame:
     licences = pd.DataFrame(
         list(
             AllocationPartialLicence.objects.filter(partition=partition).values(
@@ -354,12 +627,20 @@ def partial_read(partition: AllocationPartition, scale: int) -> Partial:
             "suspense_minor",
         ],
     ).rename(columns={"product_code": "product"})
-    licences = (
+    return (
         licences.astype(PARTIAL_COLUMNS["licences"])
         if len(licences)
         else empty_partial_frame("licences")
     )
-    return Partial(scale=scale, licences=licences, **frames)
+
+
+def _licences_only(partition: AllocationPartition, scale: int) -> Partial:
+    """A partition's licences (what it priced, what it only read as donors), no sums."""
+    return Partial(
+        scale=scale,
+        licences=_partial_licences(partition),
+        **{name: empty_partial_frame(name) for name in PARTIAL_COLUMNS if name != "licences"},
+    )
 
 
 # ----------------------------------------------------------------------------------- reduce
@@ -383,7 +664,10 @@ def allocation_run_reduce(*, run_id: int) -> None:
         _progress(cycle.pk, "reducing the partials", 78)
         t = time.perf_counter()
         parts = list(run.partition_rows.order_by("index"))
-        partials = [partial_read(part, run.scale) for part in parts]
+        # Each partition's licences (so that the engine still checks that every licence is
+        # priced once and each proxy pool whole), and every sum added up in the database.
+        partials = [_licences_only(part, run.scale) for part in parts]
+        partials.append(partials_summed(run))
         pools = [_pool(p) for p in run.licences]
         declared = {int(p["licence_id"]): p["declarations"] for p in run.licences}
         declared = {k: v for k, v in declared.items() if v}
@@ -435,8 +719,16 @@ def allocation_run_reduce(*, run_id: int) -> None:
         updated_at=timezone.now(),
     )
     # The partials were scratch: the allocation is the truth now.
-    AllocationPartial.objects.filter(partition__run_id=run_id).delete()
-    AllocationPartialLicence.objects.filter(partition__run_id=run_id).delete()
+    _scratch_delete(AllocationPartition.objects.filter(run_id=run_id))
+
+
+def _scratch_delete(partitions) -> None:
+    """Delete the partials of ``partitions`` (a queryset): `DELETE ... WHERE partition_id IN
+    (those partitions)`, through the partition index, rather than Django's delete over a join
+    (`id IN (SELECT id ... JOIN ...)`), which hashes every partial's id first."""
+    ids = partitions.values("pk")
+    AllocationPartial.objects.filter(partition_id__in=ids).delete()
+    AllocationPartialLicence.objects.filter(partition_id__in=ids).delete()
 
 
 def _database_lost(run_id: int) -> None:

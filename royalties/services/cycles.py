@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from datetime import date, timedelta
 
 import numpy as np
@@ -183,13 +184,18 @@ def cycle_payout_returns(cycle: Cycle) -> list[PayoutReturn]:
 
 
 def cycle_inputs_load(
-    cycle: Cycle, releases: list[SuspenseRelease], returns: list[PayoutReturn] | None = None
+    cycle: Cycle,
+    releases: list[SuspenseRelease],
+    returns: list[PayoutReturn] | None = None,
+    *,
+    loaded: tuple[list, dict[int, list[int]]] | None = None,
 ):
     """Everything the engine needs for ``cycle``: (inputs, licence pools, declarations).
     Each holder's brought-forward balance is the previous statement's carried-forward plus
     the payout ``returns``; its threshold the higher of the policy's and its own; its rounding
-    residue the one the previous allocation left it."""
-    pools, declared = cycle_pools_load(cycle)
+    residue the one the previous allocation left it. ``loaded``: `cycle_pools_load`'s answer,
+    when the caller has it already."""
+    pools, declared = loaded if loaded is not None else cycle_pools_load(cycle)
     usage, works, shares = cycle_usage_load(
         declared, release_work_ids=[r.work_id for r in releases if r.work_id]
     )
@@ -223,13 +229,37 @@ def cycle_pools_load(cycle: Cycle) -> tuple[list, dict[int, list[int]]]:
     return pools, declared
 
 
+def cycle_usage_rows(declared: dict[int, list[int]]) -> int:
+    """How many usage rows the given licences' declarations stored (what loading them costs)."""
+    ids = [pk for pks in declared.values() for pk in pks]
+    return sum(cycle_inputs.declaration_rows(declaration_ids=ids).values()) if ids else 0
+
+
 def cycle_usage_load(
-    declared: dict[int, list[int]], *, release_work_ids: list[int] | tuple[int, ...] = ()
+    declared: dict[int, list[int]],
+    *,
+    release_work_ids: list[int] | tuple[int, ...] = (),
+    lenders: Collection[Collection[int]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(usage, works, shares) of the given licences' declarations, plus the works (and
-    shares) releases name."""
+    shares) releases name. ``lenders``: groups of licences (the donors of a partition, one
+    group per product) that only lend their usage to their product's proxy pool; each
+    group's usage is read summed per work and identifier (`cycle_inputs.usage_summed_frame`),
+    so that it costs the works used, not the lines."""
+    summed, lent = [], set()
+    for group in lenders:
+        ids = sorted({int(lid) for lid in group if declared.get(lid)})
+        frame = cycle_inputs.usage_summed_frame(
+            declaration_ids=[pk for lid in ids for pk in declared[lid]], licence_ids=ids
+        )
+        if frame is not None:
+            summed.append(frame)
+            lent.update(ids)
+    declared = {lid: ids for lid, ids in declared.items() if lid not in lent}
     by_declaration = {pk: lid for lid, ids in declared.items() for pk in ids}
     usage = cycle_inputs.usage_frame(declarations=by_declaration)
+    if summed:
+        usage = pd.concat([usage, *summed] if len(usage) else summed, ignore_index=True)
     work_ids = np.concatenate(
         [
             usage["work_id"].dropna().to_numpy("int64"),
@@ -261,9 +291,7 @@ def cycle_holders_frame(cycle: Cycle, returns: list[PayoutReturn]) -> pd.DataFra
     return pd.DataFrame(
         {
             "holder_id": pd.Series(ids, dtype="int64"),
-            "brought_forward_minor": pd.Series(
-                [balances.get(h, 0) for h in ids], dtype="int64"
-            ),
+            "brought_forward_minor": pd.Series([balances.get(h, 0) for h in ids], dtype="int64"),
             "threshold_minor": pd.Series([thresholds.get(h, 0) for h in ids], dtype="int64"),
             "ready": pd.Series([True] * len(ids), dtype="bool"),
             "residue_sub": pd.Series([residues.get(h, 0) for h in ids], dtype="int64"),
@@ -295,11 +323,12 @@ def releases_frame(releases: list[SuspenseRelease]) -> pd.DataFrame:
 def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
     """The allocation job: prepare the releases, then either load, run the engine and store
     the allocation and its statements in one transaction (one partition), or start a run
-    fanned out over partitions of the licences (``ROYALTIES_ALLOCATION_PARTITIONS`` > 1;
-    ``royalties.services.allocation_runs``), whose last task stores the same allocation. Runs
-    only while the cycle is `allocating`; a failure marks it failed with the reason and
-    writes nothing else."""
-    from royalties.services.allocation_runs import allocation_run_start
+    fanned out over partitions of the licences (``ROYALTIES_ALLOCATION_PARTITIONS`` > 1, or
+    more usage rows than ``ROYALTIES_ALLOCATION_CHUNK_ROWS``, so that no task holds more
+    than a chunk of them; ``royalties.services.allocation_runs``), whose last task stores the
+    same allocation. Runs only while the cycle is `allocating`; a failure marks it failed
+    with the reason and writes nothing else."""
+    from royalties.services.allocation_runs import allocation_chunked, allocation_run_start
 
     cycle = Cycle.objects.select_related("policy").filter(pk=cycle_id).first()
     if cycle is None or cycle.status != CycleStatus.ALLOCATING:
@@ -314,17 +343,35 @@ def cycle_allocate_run(*, cycle_id: int) -> Cycle | None:
             if r.kind != SuspenseRelease.Kind.RETAIN
         ]
         returns = cycle_payout_returns(cycle)
+        pools, declared = cycle_pools_load(cycle)
+        chunk_rows = settings.ROYALTIES_ALLOCATION_CHUNK_ROWS or None  # 0: no chunks
+        chunked = chunk_rows is not None and cycle_usage_rows(declared) > chunk_rows
+        if settings.ROYALTIES_ALLOCATION_PARTITIONS == 1 and chunked:
+            # One task still, chunk by chunk: the memory of a chunk, no scratch rows.
+            allocation_chunked(
+                cycle=cycle,
+                releases=releases,
+                returns=returns,
+                chunk_rows=chunk_rows,
+                loaded=(pools, declared),
+                started=started,
+            )
+            return Cycle.objects.get(pk=cycle_id)
         if settings.ROYALTIES_ALLOCATION_PARTITIONS > 1:
             allocation_run_start(
                 cycle=cycle,
                 releases=releases,
                 returns=returns,
                 partitions=settings.ROYALTIES_ALLOCATION_PARTITIONS,
+                chunk_rows=chunk_rows,
+                loaded=(pools, declared),
             )
             return Cycle.objects.get(pk=cycle_id)
         _progress(cycle_id, "loading licences and usage", 10)
         t = time.perf_counter()
-        inputs, pools, declared = cycle_inputs_load(cycle, releases, returns)
+        inputs, pools, declared = cycle_inputs_load(
+            cycle, releases, returns, loaded=(pools, declared)
+        )
         timings["load"] = round(time.perf_counter() - t, 3)
         _progress(cycle_id, "allocating", 40)
         t = time.perf_counter()
@@ -365,9 +412,7 @@ def cycle_allocation_finish(
         if locked.status != CycleStatus.ALLOCATING:
             return None
         allocation = _allocation_store(locked, result, pools, declared, releases, timings)
-        Allocation.objects.filter(pk=allocation.pk).update(
-            payout_returns=[r.pk for r in returns]
-        )
+        Allocation.objects.filter(pk=allocation.pk).update(payout_returns=[r.pk for r in returns])
         timings["write"] = round(time.perf_counter() - t, 3)
         timings["total"] = round(time.perf_counter() - started, 3)
         Allocation.objects.filter(pk=allocation.pk).update(timings=timings)
