@@ -352,17 +352,7 @@ def allocation_chunked(
     timings["map"] = round(time.perf_counter() - t, 3)
     timings["chunks"] = len(plan)
     t = time.perf_counter()
-    _, works, shares = cycles.cycle_usage_load(
-        {}, release_work_ids=[r.work_id for r in releases if r.work_id]
-    )
-    inputs = CycleInputs(
-        licences=cycles.licences_frame(pools, declared),
-        usage=empty_frame("usage"),
-        works=works,
-        shares=shares,
-        holders=cycles.cycle_holders_frame(cycle, returns),
-        releases=cycles.releases_frame(releases),
-    )
+    inputs = _reduce_inputs(cycle, pools, declared, releases, returns)
     timings["load"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     partials = [*seen, total] if total is not None else seen
@@ -377,6 +367,22 @@ def allocation_chunked(
         returns=returns,
         timings=timings,
         started=started,
+    )
+
+
+def _reduce_inputs(cycle: Cycle, pools, declared, releases, returns) -> CycleInputs:
+    """What the reduce needs besides the partials: the licences, the works and shares the
+    releases name, the holders (no usage: the partials carry it)."""
+    _, works, shares = cycles.cycle_usage_load(
+        {}, release_work_ids=[r.work_id for r in releases if r.work_id]
+    )
+    return CycleInputs(
+        licences=cycles.licences_frame(pools, declared),
+        usage=empty_frame("usage"),
+        works=works,
+        shares=shares,
+        holders=cycles.cycle_holders_frame(cycle, returns),
+        releases=cycles.releases_frame(releases),
     )
 
 
@@ -677,17 +683,7 @@ def allocation_run_reduce(*, run_id: int) -> None:
             key=lambda r: order[r.pk],
         )
         returns = list(PayoutReturn.objects.filter(pk__in=run.payout_returns))
-        _, works, shares = cycles.cycle_usage_load(
-            {}, release_work_ids=[r.work_id for r in releases if r.work_id]
-        )
-        inputs = CycleInputs(
-            licences=cycles.licences_frame(pools, declared),
-            usage=empty_frame("usage"),
-            works=works,
-            shares=shares,
-            holders=cycles.cycle_holders_frame(cycle, returns),
-            releases=cycles.releases_frame(releases),
-        )
+        inputs = _reduce_inputs(cycle, pools, declared, releases, returns)
         timings["load"] = round(time.perf_counter() - t, 3)
         timings["map"] = round(sum(p.seconds for p in parts), 3)
         timings["partitions"] = len(parts)
