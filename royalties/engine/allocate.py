@@ -89,6 +89,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -102,10 +103,13 @@ import pyarrow.csv as pa_csv
 from royalties.engine.rounding import RoundingError, largest_remainder
 
 _T = TypeVar("_T")
+_U = TypeVar("_U")
 
 # An allocation's own DuckDB connection: its threads and the cap of its buffer manager.
 DUCKDB_THREADS = 2
 DUCKDB_MEMORY_LIMIT = "1GB"
+# Threads of the engine's own numpy work (`_pipelined`): 1 runs it all in the caller's.
+ENGINE_THREADS = 2
 
 PPM = 1_000_000  # a whole work, in parts per million
 BP = 10_000  # 100 %, in basis points
@@ -115,6 +119,10 @@ _EXACT_W = 2**53
 # while there are at most this many slots per usage row (plus a few million).
 _DENSE_SLOTS_PER_ROW = 4
 _DENSE_SLOTS_ANYWAY = 1 << 22
+# The matched rows are priced and split this many at a time (two slices in memory at once).
+_PRICE_STEP = 500_000
+# Whole-length work on the usage rows is done this many rows at a time (`_slices`).
+_SLICE = 1 << 20
 # Usage frames longer than this are handed to DuckDB as Arrow.
 _ARROW_ROWS = 100_000
 
@@ -559,6 +567,11 @@ class _Run:
         # The fast path's sums of `e_c` as numpy arrays (`_line_sums_fast`), in place of the
         # `e_c`, `e_hp`, `e_wl` and `e_sl` tables until one is needed (`_line_tables`).
         self.sums_np: dict[str, dict[str, np.ndarray]] | None = None
+        # The shares' sums per work and the works as numpy arrays when the inputs allow
+        # (`_work_shares`, `_works_arrays`); `e_wrk` is made only when SQL needs it.
+        self.by_work: pd.DataFrame | None = None
+        self.works_np: dict[str, np.ndarray] | None = None
+        self.wrk_made = False
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -705,7 +718,7 @@ class _Run:
             raise AllocationError(f"shares of work {work_id} names a holder twice")
         # Per work: total ppm, number of shares, the first holder (carries the row's net once
         # in sums) and, for whole works with several shares, the top holder (takes the dust).
-        by_work = _work_shares(self.inputs.shares)
+        by_work = self.by_work = _work_shares(self.inputs.shares)
         if by_work is not None:  # the same sums in numpy (int64 columns: no SQL group-by)
             self.con.register("e_priced_in", by_work)
             self.sql("CREATE OR REPLACE TEMP TABLE e_ws AS SELECT * FROM e_priced_in")
@@ -747,8 +760,28 @@ class _Run:
             FROM e_shr s JOIN e_ws w ON w.work_id = s.work_id
             WHERE NOT (w.n = 1 AND w.tot = {PPM})"""  # nosec B608
         )
-        # Works with their usage weight, media fee rate (or NULL), dispute flag and shares;
-        # `h1`: the holder of a work's one whole share (NULL for any other work).
+        unique = _distinct_ints(self.inputs.works["work_id"])
+        # The works in numpy when the columns are plain (`_works_arrays`), else `e_wrk`.
+        self.works_np = _works_arrays(self.inputs.works, self.by_work, self.policy)
+        if self.works_np is not None:
+            _require(bool(unique), "works has duplicate work_id")
+            return
+        self._works_sql()
+        count_distinct = "count(DISTINCT work_id)" if unique is None else "count(*)"
+        n, distinct, nulls = self.one(
+            f"""SELECT count(*), {count_distinct},
+                 count(*) FILTER (work_id IS NULL OR disputed IS NULL) FROM e_wrk"""  # nosec B608
+        )
+        _require(nulls == 0, "works has missing work_id or disputed")
+        _require(n == distinct and unique is not False, "works has duplicate work_id")
+
+    def _works_sql(self) -> None:
+        """`e_wrk`: the works with their usage weight, media fee rate (or NULL), dispute flag
+        and shares; `h1`: the holder of a work's one whole share (NULL for any other work).
+        Made once, when a step needs it in SQL (`load_works` checked the works)."""
+        if self.wrk_made:
+            return
+        self.wrk_made = True
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_wrk AS SELECT
                  CAST(w.work_id AS BIGINT) AS work_id, CAST(w.disputed AS BOOLEAN) AS disputed,
@@ -759,14 +792,6 @@ class _Run:
                  LEFT JOIN e_fee_media fm ON fm.media_type = w.media_type
                  LEFT JOIN e_ws ws ON ws.work_id = CAST(w.work_id AS BIGINT)"""  # nosec B608
         )
-        unique = _distinct_ints(self.inputs.works["work_id"])
-        count_distinct = "count(DISTINCT work_id)" if unique is None else "count(*)"
-        n, distinct, nulls = self.one(
-            f"""SELECT count(*), {count_distinct},
-                 count(*) FILTER (work_id IS NULL OR disputed IS NULL) FROM e_wrk"""  # nosec B608
-        )
-        _require(nulls == 0, "works has missing work_id or disputed")
-        _require(n == distinct and unique is not False, "works has duplicate work_id")
 
     def load_holders(self) -> None:
         """Holders with their balance, threshold, readiness and carried rounding residue
@@ -938,6 +963,7 @@ class _Run:
 
     def _matched_sql(self) -> None:
         """Step 2 for the matched rows in SQL (`e_u`): any input, checked after."""
+        self._works_sql()
         self.sql(
             """CREATE OR REPLACE TEMP TABLE e_u AS
             SELECT CAST(u.licence_id AS BIGINT) AS licence_id, CAST(u.work_id AS BIGINT) AS work_id,
@@ -981,13 +1007,17 @@ class _Run:
             return None
         lic = self.con.execute("SELECT licence_id, pidx, pbp FROM e_lic ORDER BY licence_id")
         lic = {k: np.asarray(v, dtype="int64") for k, v in lic.fetchnumpy().items()}
-        works = self.con.execute(
-            """SELECT work_id, wbp, coalesce(mbp, -1) AS mbp,
+        works = self.works_np
+        if works is None:
+            self._works_sql()
+            works = _columns(
+                self.con,
+                """SELECT work_id, wbp, coalesce(mbp, -1) AS mbp,
                  CAST(CASE WHEN disputed THEN 3 WHEN NOT has_shares THEN 4 ELSE 0 END
                    AS TINYINT) AS route,
                  coalesce(h1, 0) AS h1, h1 IS NOT NULL AS has_h1
-               FROM e_wrk"""
-        ).fetchnumpy()
+               FROM e_wrk""",
+            )
         ids = lic["licence_id"]
         if not len(ids) or not len(works["work_id"]):
             return None
@@ -1009,40 +1039,50 @@ class _Run:
             return None
         unmatched = usage["work_id"].isna().to_numpy()
         n_unmatched = int(unmatched.sum())
+        work_all = _int64_values(usage["work_id"])  # any value where missing: never read
         if not n_unmatched or unmatched[n - n_unmatched :].all():
             # No unmatched row, or all of them last (the usual order): views, not copies.
-            matched = slice(0, n - n_unmatched)
-            work = usage["work_id"].to_numpy(dtype="int64", na_value=-1)[matched]
+            matched: slice | np.ndarray = slice(0, n - n_unmatched)
         else:
             matched = np.flatnonzero(~unmatched)
-            work = usage["work_id"].to_numpy(dtype="int64", na_value=-1)[matched]
+        work = work_all[matched]
         q = quantity[matched]
         lid = usage["licence_id"].to_numpy().view(np.int64)[matched]
         reserved = usage["reserved"].to_numpy().view(np.bool_)[matched]
+        del work_all, unmatched
         if len(work) and (int(work.min()) < 0 or int(work.max()) > top):
             return None
-        # The weight of each work (-1: not in works), then of each row (q × weight, in place).
+        # The weight of each work (-1: not in works), then of each row (q × weight), the
+        # route and the licence index of each row, a slice at a time into arrays made once
+        # (fresh temporaries of every row cost more than the arithmetic on this hardware).
         wbp_w = np.full(top + 1, -1, dtype="int64")
         wbp_w[work_ids] = wbp
-        wt = wbp_w[work]
-        if len(wt) and int(wt.min()) < 0:
-            return None
-        np.multiply(wt, q, out=wt)
+        route_w = np.zeros(top + 1, dtype="int8")
+        route_w[work_ids] = np.asarray(works["route"], dtype="int8")
+        rows = len(work)
+        wt = np.empty(rows, dtype="int64")
+        route = np.empty(rows, dtype="int8")
+        li = np.empty(rows, dtype="int64")
+        lic_wt = np.zeros(len(ids), dtype="int64")
+        for at in _slices(rows):
+            wt_s, work_s = wt[at], work[at]
+            np.take(wbp_w, work_s, out=wt_s, mode="clip")  # in range: checked
+            if len(wt_s) and int(wt_s.min()) < 0:
+                return None
+            np.multiply(wt_s, q[at], out=wt_s)
+            li_s = _index_of(ids, lid[at])
+            if li_s is None:
+                return None
+            li[at] = li_s
+            np.take(route_w, work_s, out=route[at], mode="clip")
+            route[at][reserved[at]] = 2
+            _add_runs(lic_wt, li_s, wt_s)
+        del reserved, lid
         wbp_w[wbp_w < 0] = 0
-        li = _index_of(ids, lid)
-        if li is None:
-            return None
         unmatched_q = int(quantity.sum()) - int(q.sum())  # exact: q_max × n < 2⁶³
         total = int(wt.sum()) + unmatched_q * self.policy.unmatched_weight_bp
         if total >= _EXACT_W:
             return None
-        route_w = np.zeros(top + 1, dtype="int8")
-        route_w[work_ids] = np.asarray(works["route"], dtype="int8")
-        route = route_w[work]
-        route[reserved] = 2
-        del reserved, lid
-        lic_wt = np.zeros(len(ids), dtype="int64")
-        _add_runs(lic_wt, li, wt)
 
         def by_work(column: str, dtype: str, fill: Any) -> np.ndarray:
             out = np.full(top + 1, fill, dtype=dtype)
@@ -1103,17 +1143,20 @@ class _Run:
             slot_of[[int(x) for x, _ in proxies]] = np.arange(len(proxies))
             slot_lic = slot_of[fast["pidx"]]
             lends = direct & (slot_lic >= 0)
-            base = np.where(lends, slot_lic * (top + 1) * 2, -1)[li]  # per row
+            base_l = np.where(lends, slot_lic * (top + 1) * 2, -1)  # per licence
             size = len(proxies) * (top + 1) * 2
             acc_q = np.zeros(size, dtype="int64")
-            lend = base >= 0
-            if lend.all():
-                key = base + work * 2 + (route == 2)
-                np.add.at(acc_q, key, q)
-            else:
-                key = base[lend] + work[lend] * 2 + (route[lend] == 2)
-                np.add.at(acc_q, key, q[lend])
-            del base, key, lend
+            for at in _slices(len(li)):
+                key = base_l[li[at]]
+                lend = np.flatnonzero(key >= 0)
+                if len(lend) == len(key):
+                    key += work[at] * 2
+                    key += route[at] == 2
+                    np.add.at(acc_q, key, q[at])
+                else:
+                    key = key[lend] + work[at][lend] * 2 + (route[at][lend] == 2)
+                    np.add.at(acc_q, key, q[at][lend])
+            del base_l
             used = np.flatnonzero(acc_q)
             p_work = (used // 2) % (top + 1)
             p_wbp = fast["wbp_w"][p_work]
@@ -1134,7 +1177,9 @@ class _Run:
                 }
             )
             del acc_q, used, reserved, p_work, p_slot, p_route, p_q, p_wbp
-        own = (wt > 0) & own_pool[li]
+        own = np.empty(len(li), dtype=bool)
+        for at in _slices(len(li)):
+            np.logical_and(wt[at] > 0, own_pool[li[at]], out=own[at])
         if own.all():
             segments.insert(0, {"pk": li, "work": work, "q": q, "wt": wt, "route": route})
         else:
@@ -1350,7 +1395,7 @@ class _Run:
             if len(low) and ((low < 0) | (low > wt)).any():  # never: the proof above
                 raise AllocationError("arithmetic out of range: a row's share of its pool")
             a = q_all[at] * wt + low
-            fee = (a // BP) * bp + ((a % BP) * bp) // BP
+            fee = _part(a, bp, BP)
             return {"pidx": pidx[at], "fee": fee, "net": a - fee}
 
         fast = self.fast
@@ -1402,20 +1447,16 @@ class _Run:
             _add_runs(lic_net, at, net)
             lic_k[:] += np.bincount(at, minlength=len(ids))
 
-        def routed_sums(
-            whole: np.ndarray, routed: np.ndarray, at, work, q, out: dict[str, Any]
-        ) -> None:
-            """`whole_sums` of the `whole` rows by (work, product) and of the `routed` rows by
-            licence, over every row (the others to the spare slot, or as zeros)."""
-            key = work * n_pidx + out["pidx"]
-            key[~whole] = size
+        def routed_sums(key: np.ndarray, q: np.ndarray, out: dict[str, Any], runs) -> None:
+            """`whole_sums` of rows keyed by (work, product) (the rows not to be summed keyed
+            to the spare slot), and per licence the sums `_runs` made of the routed rows."""
             np.add.at(acc_q, key, q)
             np.add.at(acc_net, key, out["net"])
             np.add.at(acc_fee, key, out["fee"])
-            del key
-            _add_runs(lic_fee, at, np.where(routed, out["fee"], 0))
-            _add_runs(lic_net, at, np.where(routed, out["net"], 0))
-            _add_runs(lic_k, at, routed.astype("int64"))
+            at, fee, net, k = runs
+            np.add.at(lic_fee, at, fee)
+            np.add.at(lic_net, at, net)
+            np.add.at(lic_k, at, k)
 
         def store(name: str, frame: pa.Table, first: bool) -> None:
             self.con.register("e_priced_in", frame)
@@ -1489,6 +1530,7 @@ class _Run:
             del acc_q, acc_net, acc_fee
         else:
             used = np.flatnonzero(acc_q)  # every priced row has wt > 0, so q > 0
+            self._works_sql()
             holders = self.con.execute(
                 "SELECT work_id, h1 FROM e_wrk WHERE h1 IS NOT NULL AND work_id BETWEEN 0 AND "  # nosec B608
                 f"{int(top)}"
@@ -1543,51 +1585,74 @@ class _Run:
         at_of = np.minimum(np.searchsorted(ids, pool_ids), len(ids) - 1)
         valid = ids[at_of] == pool_ids
         mbp_w, h1_w, has_h1_w = fast["mbp_w"], fast["h1_w"], fast["has_h1_w"]
+        n_pidx = fast["n_pidx"]
+        spare = (fast["top"] + 1) * n_pidx  # `routed_sums`' slot for the rows it does not sum
         pool_pbp = fast["pbp"][pidx]  # the fee rate of each pool's product
-        shares = _Shares(self.con, fast["top"], fast["n_pidx"], len(ids))
+        shares = _Shares(self.con, fast["top"], n_pidx, len(ids))
+
+        def prepare(part: dict[str, np.ndarray]) -> dict[str, Any]:
+            """Everything of a slice of rows but the adds into shared sums: numpy releases
+            the GIL for these, so `_pipelined` runs them beside the adds of the slice before."""
+            pk, work, route, q = part["pk"], part["work"], part["route"], part["q"]
+            if not valid[pk].all():  # never: every priced row's pool has weight
+                raise AllocationError("a priced usage row has no pool")
+            at = at_of[pk]
+            bp = mbp_w[work]
+            bp = np.where(bp >= 0, bp, pool_pbp[at])  # media beats product
+            out = priced(at, part["wt"], bp)
+            del bp
+            routed = route == 0
+            whole = routed & has_h1_w[work]
+            key = work * n_pidx + out["pidx"]
+            key[~whole] = spare
+            runs = _runs(
+                at,
+                np.where(routed, out["fee"], 0),
+                np.where(routed, out["net"], 0),
+                routed.astype("int64"),
+            )
+            # Row indexes, not boolean masks: numpy gathers by index much faster.
+            several = np.flatnonzero(routed & ~whole)
+            split = shares.prepare(
+                at[several],
+                work[several],
+                q[several],
+                out["pidx"][several],
+                out["net"][several],
+                out["fee"][several],
+            )
+            del several, whole
+            rest = np.flatnonzero(~routed)
+            work_r = work[rest]
+            frame = pa.table(
+                {
+                    "licence_id": ids[at[rest]],
+                    "work_id": work_r,
+                    "q": q[rest],
+                    "route": route[rest],
+                    "h1": pa.array(h1_w[work_r], mask=~has_h1_w[work_r]),
+                    "pidx": out["pidx"][rest],
+                    "fee": out["fee"][rest],
+                    "net": out["net"][rest],
+                }
+            )
+            return {"key": key, "q": q, "out": out, "runs": runs, "split": split, "frame": frame}
+
         first = True
-        step = 1_000_000
-        for segment in fast.pop("segments"):
-            for start in range(0, max(len(segment["pk"]), 1), step):
-                part = {k: v[start : start + step] for k, v in segment.items()}
-                pk, work, route = part["pk"], part["work"], part["route"]
-                if not valid[pk].all():  # never: every priced row's pool has weight
-                    raise AllocationError("a priced usage row has no pool")
-                at = at_of[pk]
-                bp = mbp_w[work]
-                bp = np.where(bp >= 0, bp, pool_pbp[at])  # media beats product
-                out = priced(at, part["wt"], bp)
-                routed = route == 0
-                whole = routed & has_h1_w[work]
-                routed_sums(whole, routed, at, work, part["q"], out)
-                # Row indexes, not boolean masks: numpy gathers by index much faster.
-                several = np.flatnonzero(routed & ~whole)
-                shares.split(
-                    at[several],
-                    work[several],
-                    part["q"][several],
-                    out["pidx"][several],
-                    out["net"][several],
-                    out["fee"][several],
-                )
-                rest = np.flatnonzero(~routed)
-                work_r = work[rest]
-                frame = pa.table(
-                    {
-                        "licence_id": ids[at[rest]],
-                        "work_id": work_r,
-                        "q": part["q"][rest],
-                        "route": route[rest],
-                        "h1": pa.array(h1_w[work_r], mask=~has_h1_w[work_r]),
-                        "pidx": out["pidx"][rest],
-                        "fee": out["fee"][rest],
-                        "net": out["net"][rest],
-                    }
-                )
-                del part, pk, work, route, at, bp, out, whole, several, routed, rest, work_r
-                store("e_r", frame, first)
-                first = False
-                del frame
+
+        def add(ready: dict[str, Any]) -> None:
+            nonlocal first
+            routed_sums(ready["key"], ready["q"], ready["out"], ready["runs"])
+            shares.add(ready["split"])
+            store("e_r", ready["frame"], first)
+            first = False
+
+        slices = (
+            {k: v[start : start + _PRICE_STEP] for k, v in segment.items()}
+            for segment in fast.pop("segments")
+            for start in range(0, max(len(segment["pk"]), 1), _PRICE_STEP)
+        )
+        _pipelined(slices, prepare, add)
         shares.finish(ids, store)
         return shares
 
@@ -1657,7 +1722,7 @@ class _Run:
             "DROP TABLE e_lsum"
         )
         # Shares and works are done with (releases read `e_shr` only).
-        self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE e_wrk")
+        self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE IF EXISTS e_wrk")
         if self.sums_np is not None:  # `e_wl` and `e_sl` when needed (`_line_tables`)
             return
         self.sql(
@@ -2413,13 +2478,14 @@ class _Shares:
     or its total quantity (checked by `_matched_rows`), so int64 sums are exact."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, top: int, n_pidx: int, n_pools: int):
-        got = con.execute(
+        got = _columns(
+            con,
             f"""SELECT s.work_id, s.holder_id, s.share_ppm, s.whole,
                    coalesce(t.top, 0) AS top
             FROM e_shx s LEFT JOIN e_top t ON t.work_id = s.work_id
             WHERE s.work_id BETWEEN 0 AND {int(top)}
-            ORDER BY s.work_id, s.holder_id"""  # nosec B608
-        ).fetchnumpy()
+            ORDER BY s.work_id, s.holder_id""",  # nosec B608
+        )
         self.work = np.asarray(got["work_id"], dtype="int64")
         self.holder = np.asarray(got["holder_id"], dtype="int64")
         self.ppm = np.asarray(got["share_ppm"], dtype="int64")
@@ -2448,6 +2514,60 @@ class _Shares:
         self.un = np.zeros(n_pools, dtype="int64")
         self.un_seen = np.zeros(n_pools, dtype=bool)
 
+    def prepare(
+        self,
+        at: np.ndarray,
+        work: np.ndarray,
+        q: np.ndarray,
+        pidx: np.ndarray,
+        net: np.ndarray,
+        fee: np.ndarray,
+    ) -> dict[str, np.ndarray] | None:
+        """The split of these rows over their works' shares, ready for `add` (no shared state
+        written: it may run beside another slice's `add`)."""
+        if not len(work):
+            return None
+        count = self.count[work]
+        if (count == 0).any():  # never: a routed row's work has shares
+            raise AllocationError("a usage row routed to a work without shares")
+        offsets = np.cumsum(count) - count
+        row = np.repeat(np.arange(len(work)), count)
+        share = self.start[work][row] + (np.arange(len(row)) - offsets[row])
+        ppm = self.ppm[share]
+        net_r, fee_r = net[row], fee[row]
+        amt = _part(net_r, ppm, PPM)
+        fee_s = _part(fee_r, ppm, PPM)
+        del net_r, fee_r, ppm
+        key = share * self.n_pidx + pidx[row]
+        del share
+        rest = net - np.add.reduceat(amt, offsets)  # the row's net once, less its parts
+        group = self.widx[work] * self.n_pidx + pidx
+        partial = np.flatnonzero(~self.whole[self.widx[work]])
+        at_partial, un = _runs(at[partial], rest[partial])
+        return {
+            "key": key,
+            "q": q[row],
+            "amt": amt,
+            "fee": fee_s,
+            "group": group,
+            "rest": rest,
+            "at_partial": at_partial,
+            "un": un,
+        }
+
+    def add(self, ready: dict[str, np.ndarray] | None) -> None:
+        """Add a `prepare`d split into the sums."""
+        if ready is None:
+            return
+        key = ready["key"]
+        np.add.at(self.acc_q, key, ready["q"])
+        np.add.at(self.acc_amt, key, ready["amt"])
+        np.add.at(self.acc_fee, key, ready["fee"])
+        np.add.at(self.rest, ready["group"], ready["rest"])
+        self.rest_seen[ready["group"]] = True
+        np.add.at(self.un, ready["at_partial"], ready["un"])
+        self.un_seen[ready["at_partial"]] = True
+
     def split(
         self,
         at: np.ndarray,
@@ -2457,32 +2577,7 @@ class _Shares:
         net: np.ndarray,
         fee: np.ndarray,
     ) -> None:
-        if not len(work):
-            return
-        count = self.count[work]
-        if (count == 0).any():  # never: a routed row's work has shares
-            raise AllocationError("a usage row routed to a work without shares")
-        offsets = np.cumsum(count) - count
-        row = np.repeat(np.arange(len(work)), count)
-        share = self.start[work][row] + (np.arange(len(row)) - offsets[row])
-        ppm = self.ppm[share]
-        net_r, fee_r = net[row], fee[row]
-        amt = (net_r // PPM) * ppm + ((net_r % PPM) * ppm) // PPM
-        fee_s = (fee_r // PPM) * ppm + ((fee_r % PPM) * ppm) // PPM
-        del net_r, fee_r, ppm
-        key = share * self.n_pidx + pidx[row]
-        np.add.at(self.acc_q, key, q[row])
-        np.add.at(self.acc_amt, key, amt)
-        np.add.at(self.acc_fee, key, fee_s)
-        del key, fee_s, share
-        rest = net - np.add.reduceat(amt, offsets)  # the row's net once, less its parts
-        group = self.widx[work] * self.n_pidx + pidx
-        np.add.at(self.rest, group, rest)
-        self.rest_seen[group] = True
-        partial = np.flatnonzero(~self.whole[self.widx[work]])
-        at_partial = at[partial]
-        _add_runs(self.un, at_partial, rest[partial])
-        self.un_seen[at_partial] = True
+        self.add(self.prepare(at, work, q, pidx, net, fee))
 
     def finish(self, ids: np.ndarray, store: Callable[[str, pa.Table, bool], None]) -> None:
         """`e_rest` (partial works' rests) and `e_un` stored; `dust` set: the (work index,
@@ -2692,15 +2787,131 @@ def _mapping_frame(mapping: Mapping[str, int], key: str, value: str) -> pd.DataF
 
 def _add_runs(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
     """`np.add.at(out, index, values)` (exact integer sums), one add per run of equal
-    indexes when `index` comes in long runs (rows grouped by licence)."""
+    indexes when `index` comes in long runs (rows grouped by licence); a slice at a time."""
+    for at in _slices(len(index)):
+        np.add.at(out, *_runs(index[at], values[at]))
+
+
+def _slices(n: int) -> Iterator[slice]:
+    """[0, n) in slices of `_SLICE`: work on every row done a slice at a time reuses the
+    same few megabytes instead of touching fresh memory for each whole-length temporary."""
+    for start in range(0, n, _SLICE):
+        yield slice(start, min(start + _SLICE, n))
+
+
+def _int64_values(column: pd.Series) -> np.ndarray:
+    """An int64 (or nullable Int64) column's values as int64 without a copy when it can;
+    where a value is missing, the number there is arbitrary (read the mask apart)."""
+    if column.dtype == np.int64:
+        return column.to_numpy().view(np.int64)
+    data = getattr(column.array, "_data", None)  # pandas' masked arrays: values and mask
+    if isinstance(data, np.ndarray) and data.dtype == np.int64 and len(data) == len(column):
+        return data
+    return column.to_numpy(dtype="int64", na_value=-1)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, np.ndarray]:
+    """The result's columns as numpy arrays, through Arrow (several times faster than
+    `fetchnumpy` for a million rows). For NOT NULL columns only: a null raises."""
+    table = con.sql(query).to_arrow_table()
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if column.null_count:  # never: the queries coalesce
+            raise AllocationError(f"unexpected missing values in {name}")
+        columns[name] = column.to_numpy()
+    return columns
+
+
+def _works_arrays(
+    works: pd.DataFrame, by_work: pd.DataFrame | None, policy: PolicyParams
+) -> dict[str, np.ndarray] | None:
+    """`e_wrk` as `_matched_rows` reads it, in numpy: per work its id, weight (by media, else
+    10⁴ bp), media fee rate (-1: none), route (3 disputed, 4 no shares, else 0) and the holder
+    of its one whole share (`h1`, `has_h1`). None unless the columns are plain (int64 ids,
+    bool disputed, string media) and the shares' sums per work were made in numpy."""
+    if (
+        by_work is None
+        or works["work_id"].dtype != np.int64
+        or works["disputed"].dtype != np.bool_
+        or not pd.api.types.is_string_dtype(works["media_type"].dtype)
+    ):
+        return None
+    work_id = works["work_id"].to_numpy().view(np.int64)
+    codes, media = pd.factorize(works["media_type"], use_na_sentinel=True)  # missing: -1
+    names = list(media)  # compared as they are, as SQL's equality does
+    # One more entry, last, for a missing media type (-1): no weight given, no fee rate.
+    wbp = np.array([*(policy.media_weight_bp.get(m, BP) for m in names), BP], dtype="int64")
+    mbp = np.array([*(policy.fee_bp_by_media.get(m, -1) for m in names), -1], dtype="int64")
+    ws_work = by_work["work_id"].to_numpy("int64")  # sorted, unique
+    at = np.minimum(np.searchsorted(ws_work, work_id), max(len(ws_work) - 1, 0))
+    has_shares = ws_work[at] == work_id if len(ws_work) else np.zeros(len(work_id), bool)
+    h1 = np.zeros(len(work_id), dtype="int64")
+    has_h1 = np.zeros(len(work_id), dtype=bool)
+    if len(ws_work):
+        has_h1 = (
+            has_shares
+            & (by_work["n"].to_numpy("int64")[at] == 1)
+            & (by_work["tot"].to_numpy("int64")[at] == PPM)
+        )
+        h1 = np.where(has_h1, by_work["first_holder"].to_numpy("int64")[at], 0)
+    disputed = works["disputed"].to_numpy().view(np.bool_)
+    route = np.where(disputed, 3, np.where(has_shares, 0, 4)).astype("int8")
+    return {
+        "work_id": work_id,
+        "wbp": wbp[codes],
+        "mbp": mbp[codes],
+        "route": route,
+        "h1": h1,
+        "has_h1": has_h1,
+    }
+
+
+def _runs(index: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(index, *values) for `np.add.at(out, index, value)`, shortened to one entry per run
+    of equal indexes (each run's values summed) when `index` comes in long runs: the same
+    exact integer sums, `_add_runs` in two halves (this one releases the GIL)."""
     if not len(index):
-        return
+        return (index, *values)
     starts = np.flatnonzero(index[1:] != index[:-1]) + 1
     if len(starts) * 8 > len(index):  # short runs: adding row by row is as fast
-        np.add.at(out, index, values)
-        return
+        return (index, *values)
     starts = np.r_[0, starts]
-    np.add.at(out, index[starts], np.add.reduceat(values, starts))
+    return (index[starts], *(np.add.reduceat(v, starts) for v in values))
+
+
+def _part(x: np.ndarray, rate: np.ndarray, whole: int) -> np.ndarray:
+    """floor(x × rate / whole) for 0 <= rate <= whole without widening: (x div whole) ×
+    rate + (x mod whole) × rate div whole, the remainder taken as x − (x div whole) ×
+    whole (the same integer as numpy's `%`, for any sign, and cheaper)."""
+    high = x // whole
+    low = x - high * whole
+    np.multiply(high, rate, out=high)
+    np.multiply(low, rate, out=low)
+    np.floor_divide(low, whole, out=low)
+    np.add(high, low, out=high)
+    return high
+
+
+def _pipelined(items: Iterator[_T], prepare: Callable[[_T], _U], add: Callable[[_U], None]) -> None:
+    """`add(prepare(item))` for each item in order, with the next item's `prepare` running
+    in a second thread meanwhile (numpy releases the GIL for most of it, `np.add.at` does
+    not): the adds happen in the same order as one after the other, so every sum is the
+    same. An error in either raises here; one thread (`ENGINE_THREADS` = 1) runs them in
+    turn."""
+    if ENGINE_THREADS < 2:
+        for item in items:
+            add(prepare(item))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="allocate") as pool:
+        pending: Future[_U] | None = None
+        for item in items:
+            following = pool.submit(prepare, item)
+            if pending is not None:
+                add(pending.result())
+            pending = following
+        if pending is not None:
+            add(pending.result())
 
 
 def _work_shares(shares: pd.DataFrame) -> pd.DataFrame | None:

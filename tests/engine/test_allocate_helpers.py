@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from royalties.engine.allocate import (
+    BP,
+    PPM,
+    AllocationError,
     _add_runs,
     _argsort_stable,
+    _columns,
     _dense_ids,
     _distinct_ints,
     _index_of,
+    _part,
+    _pipelined,
     _positions,
+    _runs,
     _work_shares,
 )
 
@@ -103,3 +111,126 @@ def test_work_shares_are_the_sql_group_by() -> None:
     )
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     assert _work_shares(shares.astype({"work_id": "Int64"})) is None
+
+
+def test_runs_give_the_sums_add_at_gives_row_by_row() -> None:
+    for index in (
+        np.repeat(RNG.integers(0, 20, 30), RNG.integers(1, 400, 30)),  # long runs, repeated
+        RNG.integers(0, 20, 5000),  # short runs
+        np.zeros(0, dtype="int64"),
+    ):
+        a = RNG.integers(-(2**40), 2**40, len(index), dtype="int64")
+        b = RNG.integers(0, 3, len(index), dtype="int64")
+        expected_a, expected_b = np.zeros(20, dtype="int64"), np.zeros(20, dtype="int64")
+        np.add.at(expected_a, index, a)
+        np.add.at(expected_b, index, b)
+        at, sum_a, sum_b = _runs(index, a, b)
+        got_a, got_b = np.zeros(20, dtype="int64"), np.zeros(20, dtype="int64")
+        np.add.at(got_a, at, sum_a)
+        np.add.at(got_b, at, sum_b)
+        assert np.array_equal(got_a, expected_a) and np.array_equal(got_b, expected_b)
+
+
+@pytest.mark.parametrize("whole", [BP, PPM])
+def test_part_is_the_floor_of_x_times_rate_over_whole(whole: int) -> None:
+    x = np.r_[
+        RNG.integers(-(2**62), 2**62, 20_000, dtype="int64"),
+        np.array([0, 1, -1, whole - 1, whole, -whole, 2**63 - 1, -(2**63) + whole], "int64"),
+    ]
+    rate = RNG.integers(0, whole + 1, len(x), dtype="int64")
+    rate[:3] = [0, whole, 1]
+    got = _part(x.copy(), rate, whole)
+    expected = [(int(v) * int(r)) // whole for v, r in zip(x, rate, strict=True)]
+    assert got.tolist() == expected
+
+
+def test_columns_are_fetchnumpys_and_refuse_a_null() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT range AS a, range % 3 = 0 AS b, CAST(range % 5 AS TINYINT) AS c"
+        " FROM range(100000)"
+    )
+    query = "SELECT a, b, c FROM t ORDER BY a"
+    got, expected = _columns(con, query), con.execute(query).fetchnumpy()
+    for name in ("a", "b", "c"):
+        assert got[name].dtype == np.asarray(expected[name]).dtype
+        assert np.array_equal(got[name], np.asarray(expected[name]))
+    with pytest.raises(AllocationError, match="missing values in a"):
+        _columns(con, "SELECT CASE WHEN a = 7 THEN NULL ELSE a END AS a FROM t")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pipelined_adds_every_item_in_order_and_raises_errors(
+    threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from royalties.engine import allocate
+
+    monkeypatch.setattr(allocate, "ENGINE_THREADS", threads)
+    added: list[int] = []
+    _pipelined(iter(range(50)), lambda i: i * i, added.append)
+    assert added == [i * i for i in range(50)]
+    _pipelined(iter([]), lambda i: i, added.append)
+    assert len(added) == 50
+
+    def prepare(i: int) -> int:
+        if i == 7:
+            raise AllocationError("bad slice 7")
+        return i
+
+    added.clear()
+    with pytest.raises(AllocationError, match="bad slice 7"):
+        _pipelined(iter(range(20)), prepare, added.append)
+    assert added == list(range(7))
+
+
+@pytest.mark.parametrize("media_dtype", ["str", "object"])
+def test_works_arrays_are_the_sql_works_table(media_dtype: str) -> None:
+    """The works as `_matched_rows` reads them, in numpy (`_works_arrays`) and from `e_wrk`
+    (SQL): weight and fee rate by media type (unknown and missing ones included), route
+    (disputed, without shares) and the holder of a work's one whole share."""
+    from royalties.engine.allocate import PolicyParams, _Run, _works_arrays, empty_inputs
+
+    n = 3000
+    work_id = RNG.permutation(np.arange(10, 10 + 2 * n, 2, dtype="int64"))
+    media = RNG.choice(np.array(["text", "image", "audio", "video", ""], dtype=object), n)
+    media[RNG.random(n) < 0.1] = None
+    works = pd.DataFrame(
+        {
+            "work_id": work_id,
+            "media_type": pd.Series(media, dtype=media_dtype),
+            "disputed": RNG.random(n) < 0.1,
+        }
+    )
+    # Shares for 80% of the works: one whole share, two making a whole, or one partial.
+    rows = []
+    for w in work_id[: int(n * 0.8)]:
+        kind = int(RNG.integers(0, 3))
+        if kind == 0:
+            rows.append((w, int(RNG.integers(1, 500)), PPM))
+        elif kind == 1:
+            rows += [(w, 1, 400_000), (w, 2, 600_000)]
+        else:
+            rows.append((w, int(RNG.integers(1, 500)), 700_000))
+    shares = pd.DataFrame(rows, columns=["work_id", "holder_id", "share_ppm"]).astype("int64")
+    policy = PolicyParams(
+        admin_fee_bp=1000,
+        fee_bp_by_media={"audio": 2000, "": 50},
+        media_weight_bp={"image": 5000, "video": 0},
+    )
+    inputs = empty_inputs(works=works, shares=shares)
+    got = _works_arrays(works, _work_shares(shares), policy)
+    assert got is not None
+    run = _Run(duckdb.connect(), inputs, policy, {})
+    run.load(reduce_side=False)
+    run._works_sql()
+    sql = run.con.execute(
+        """SELECT work_id, wbp, coalesce(mbp, -1) AS mbp,
+             CAST(CASE WHEN disputed THEN 3 WHEN NOT has_shares THEN 4 ELSE 0 END
+               AS TINYINT) AS route, coalesce(h1, 0) AS h1, h1 IS NOT NULL AS has_h1
+           FROM e_wrk ORDER BY work_id"""
+    ).fetchnumpy()
+    order = np.argsort(got["work_id"])
+    for name in ("work_id", "wbp", "mbp", "route", "h1", "has_h1"):
+        assert np.array_equal(got[name][order], np.asarray(sql[name])), name
+    assert set(got["route"].tolist()) == {0, 3, 4} and got["has_h1"].any()
+    assert _works_arrays(works.astype({"work_id": "Int64"}), _work_shares(shares), policy) is None

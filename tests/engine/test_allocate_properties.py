@@ -17,6 +17,8 @@ sub-units rightly gets none of the release, while the exact reference gives it a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 
 import duckdb
@@ -24,6 +26,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from royalties.engine import allocate as engine
 from royalties.engine.allocate import PPM, CycleInputs, CycleResult, PolicyParams, allocate
 from tests.engine.examples import examples
 from tests.engine.reference import exact_buckets, result_buckets
@@ -334,3 +337,31 @@ def test_cycles_carried_forward_neither_create_nor_lose_money(cycle, n):
     for holder_id in set(exact) | set(earned):
         drift = abs(earned.get(holder_id, 0) - exact.get(holder_id, Fraction(0)))
         assert drift <= n * slack, (holder_id, drift)
+
+
+@contextmanager
+def priced_in(step: int, threads: int) -> Iterator[None]:
+    """The engine's matched rows priced `step` at a time in `threads` threads."""
+    saved = engine._PRICE_STEP, engine.ENGINE_THREADS
+    engine._PRICE_STEP, engine.ENGINE_THREADS = step, threads
+    try:
+        yield
+    finally:
+        engine._PRICE_STEP, engine.ENGINE_THREADS = saved
+
+
+@settings(
+    max_examples=examples(30, most=150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(cycle=cycles(), step=st.integers(1, 6))
+def test_slices_and_threads_change_nothing(cycle, step):
+    """The matched rows priced and split a few at a time, the next slice prepared in a
+    second thread while the last is added (`_pipelined`), give every amount exactly as one
+    slice in one thread does."""
+    inputs, policy = cycle
+    with priced_in(10**9, 1):
+        whole = run(inputs, policy)
+    with priced_in(step, 2):
+        assert_same(whole, run(inputs, policy))
