@@ -1574,7 +1574,7 @@ class _Run:
         """`_price_rows` for the rows of `_pool_rows` (the fast path), a few million rows at
         a time: each row priced in its pool; the rows routed to a work's holders summed per
         licence by `routed_sums`, per (work, product) too for a work's one whole share, and
-        split over the shares of any other work (`_split_matched`, step 5 as
+        split over the shares of any other work (`_Shares.prepare` and `add`, step 5 as
         `_split_shares` does it); the rest (suspense routes) stored as `e_r`, the columns
         and values the SQL path gives it. Returns the split shares (their sums, for `e_c`'s)."""
         fast = self.fast
@@ -2567,17 +2567,6 @@ class _Shares:
         self.rest_seen[ready["group"]] = True
         np.add.at(self.un, ready["at_partial"], ready["un"])
         self.un_seen[ready["at_partial"]] = True
-
-    def split(
-        self,
-        at: np.ndarray,
-        work: np.ndarray,
-        q: np.ndarray,
-        pidx: np.ndarray,
-        net: np.ndarray,
-        fee: np.ndarray,
-    ) -> None:
-        self.add(self.prepare(at, work, q, pidx, net, fee))
 
     def finish(self, ids: np.ndarray, store: Callable[[str, pa.Table, bool], None]) -> None:
         """`e_rest` (partial works' rests) and `e_un` stored; `dust` set: the (work index,
