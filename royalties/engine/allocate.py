@@ -85,6 +85,7 @@ Without residues (or with zeros) the rounding is exactly the plain largest remai
 # computed here (ids, counts, totals, bounds).
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 import time
@@ -1064,20 +1065,18 @@ class _Run:
         route = np.empty(rows, dtype="int8")
         li = np.empty(rows, dtype="int64")
         lic_wt = np.zeros(len(ids), dtype="int64")
-        for at in _slices(rows):
-            wt_s, work_s = wt[at], work[at]
-            np.take(wbp_w, work_s, out=wt_s, mode="clip")  # in range: checked
-            if len(wt_s) and int(wt_s.min()) < 0:
-                return None
-            np.multiply(wt_s, q[at], out=wt_s)
-            li_s = _index_of(ids, lid[at])
-            if li_s is None:
-                return None
-            li[at] = li_s
-            np.take(route_w, work_s, out=route[at], mode="clip")
-            route[at][reserved[at]] = 2
-            _add_runs(lic_wt, li_s, wt_s)
-        del reserved, lid
+
+        rows_of = {"wt": wt, "work": work, "q": q, "lid": lid, "route": route, "li": li}
+        rows_of["reserved"] = reserved
+        try:  # each slice written by one `_weigh` (in a thread), summed by one add, in order
+            _pipelined(
+                _slices(rows),
+                functools.partial(_weigh, rows=rows_of, wbp_w=wbp_w, route_w=route_w, ids=ids),
+                lambda at: _add_runs(lic_wt, li[at], wt[at]),
+            )
+        except _NotFast:
+            return None
+        del reserved, lid, rows_of
         wbp_w[wbp_w < 0] = 0
         unmatched_q = int(quantity.sum()) - int(q.sum())  # exact: q_max × n < 2⁶³
         total = int(wt.sum()) + unmatched_q * self.policy.unmatched_weight_bp
@@ -1146,17 +1145,14 @@ class _Run:
             base_l = np.where(lends, slot_lic * (top + 1) * 2, -1)  # per licence
             size = len(proxies) * (top + 1) * 2
             acc_q = np.zeros(size, dtype="int64")
-            for at in _slices(len(li)):
-                key = base_l[li[at]]
-                lend = np.flatnonzero(key >= 0)
-                if len(lend) == len(key):
-                    key += work[at] * 2
-                    key += route[at] == 2
-                    np.add.at(acc_q, key, q[at])
-                else:
-                    key = key[lend] + work[at][lend] * 2 + (route[at][lend] == 2)
-                    np.add.at(acc_q, key, q[at][lend])
-            del base_l
+
+            rows_of = {"li": li, "work": work, "route": route, "q": q}
+            _pipelined(
+                _slices(len(li)),
+                functools.partial(_lent, rows=rows_of, base=base_l),
+                lambda ready: np.add.at(acc_q, *ready),
+            )
+            del base_l, rows_of
             used = np.flatnonzero(acc_q)
             p_work = (used // 2) % (top + 1)
             p_wbp = fast["wbp_w"][p_work]
@@ -2880,6 +2876,48 @@ def _part(x: np.ndarray, rate: np.ndarray, whole: int) -> np.ndarray:
     np.floor_divide(low, whole, out=low)
     np.add(high, low, out=high)
     return high
+
+
+def _weigh(
+    at: slice,
+    rows: dict[str, np.ndarray],
+    wbp_w: np.ndarray,
+    route_w: np.ndarray,
+    ids: np.ndarray,
+) -> slice:
+    """`_matched_rows` on the rows `at`: weight q × wbp of the row's work, licence index and
+    route written into `rows` (this slice only); `_NotFast` when a work has no weight (not
+    in works) or a licence is not in `ids`."""
+    wt, work = rows["wt"][at], rows["work"][at]
+    np.take(wbp_w, work, out=wt, mode="clip")  # in range: checked
+    if len(wt) and int(wt.min()) < 0:
+        raise _NotFast
+    np.multiply(wt, rows["q"][at], out=wt)
+    li = _index_of(ids, rows["lid"][at])
+    if li is None:
+        raise _NotFast
+    rows["li"][at] = li
+    route = rows["route"][at]
+    np.take(route_w, work, out=route, mode="clip")
+    route[rows["reserved"][at]] = 2
+    return at
+
+
+def _lent(at: slice, rows: dict[str, np.ndarray], base: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`_pool_rows`' donor sums on the rows `at`: (key, q) of the rows of lending licences,
+    the key `base` of the licence's proxy slot + work × 2 + reserved."""
+    key = base[rows["li"][at]]
+    lend = np.flatnonzero(key >= 0)
+    work, route, q = rows["work"][at], rows["route"][at], rows["q"][at]
+    if len(lend) == len(key):
+        key += work * 2
+        key += route == 2
+        return key, q
+    return key[lend] + work[lend] * 2 + (route[lend] == 2), q[lend]
+
+
+class _NotFast(Exception):
+    """A slice of `_matched_rows` found the common case does not hold: take the SQL path."""
 
 
 def _pipelined(items: Iterator[_T], prepare: Callable[[_T], _U], add: Callable[[_U], None]) -> None:
