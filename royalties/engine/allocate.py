@@ -572,7 +572,7 @@ class _Run:
         # (`_work_shares`, `_works_arrays`); `e_wrk` is made only when SQL needs it.
         self.by_work: pd.DataFrame | None = None
         self.works_np: dict[str, np.ndarray] | None = None
-        self.wrk_made = False
+        self.wrk_made = self.ws_made = self.shx_made = False
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -721,46 +721,29 @@ class _Run:
         # in sums) and, for whole works with several shares, the top holder (takes the dust).
         by_work = self.by_work = _work_shares(self.inputs.shares)
         if by_work is not None:  # the same sums in numpy (int64 columns: no SQL group-by)
-            self.con.register("e_priced_in", by_work)
-            self.sql("CREATE OR REPLACE TEMP TABLE e_ws AS SELECT * FROM e_priced_in")
-            self.con.unregister("e_priced_in")
+            over = np.flatnonzero(by_work["tot"].to_numpy() > PPM)[:1]  # sorted by work_id
+            work_id, tot = (None, None)
+            if len(over):
+                work_id, tot = (
+                    int(by_work["work_id"].iloc[over[0]]),
+                    int(by_work["tot"].iloc[over[0]]),
+                )
         else:
-            self.sql(
-                """CREATE OR REPLACE TEMP TABLE e_ws AS SELECT work_id,
-                     sum(share_ppm) AS tot, count(*) AS n, max(share_ppm) AS hi,
-                     min(holder_id) AS first_holder
-                   FROM e_shr GROUP BY work_id"""
-            )
-        over = self.con.execute(
-            f"SELECT work_id, tot FROM e_ws WHERE tot > {PPM} ORDER BY work_id LIMIT 1"  # nosec B608
-        ).fetchall()
-        if over:
-            raise AllocationError(
-                f"shares of work {over[0][0]} sum to {over[0][1]} ppm, over {PPM}"
-            )
+            self._ws_sql()
+            found = self.con.execute(
+                f"SELECT work_id, tot FROM e_ws WHERE tot > {PPM} ORDER BY work_id LIMIT 1"  # nosec B608
+            ).fetchall()
+            work_id, tot = found[0] if found else (None, None)
+        if work_id is not None:
+            raise AllocationError(f"shares of work {work_id} sum to {tot} ppm, over {PPM}")
         if map_side:
             self.load_works()
         if reduce_side:
             self.load_holders()
 
     def load_works(self) -> None:
-        """Shares as step 5 uses them, and the works with their weight, fee and dispute."""
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE e_top AS
-            SELECT s.work_id, min(s.holder_id) AS top FROM e_shr s JOIN e_ws w
-              ON w.work_id = s.work_id AND s.share_ppm = w.hi
-            WHERE w.n > 1 AND w.tot = {PPM} GROUP BY s.work_id"""  # nosec B608
-        )
-        # The shares step 5 splits row by row: those of works that are not one whole share
-        # (several shares, or less than the whole), with the work's first holder (who carries
-        # the row's net once when rests are summed) and whether the shares make a whole work.
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE e_shx AS
-            SELECT s.work_id, s.holder_id, s.share_ppm, s.holder_id = w.first_holder AS first,
-                   w.tot = {PPM} AS whole
-            FROM e_shr s JOIN e_ws w ON w.work_id = s.work_id
-            WHERE NOT (w.n = 1 AND w.tot = {PPM})"""  # nosec B608
-        )
+        """The works with their weight, fee and dispute (the shares as step 5 uses them are
+        made when it needs them: `_split_rows`)."""
         unique = _distinct_ints(self.inputs.works["work_id"])
         # The works in numpy when the columns are plain (`_works_arrays`), else `e_wrk`.
         self.works_np = _works_arrays(self.inputs.works, self.by_work, self.policy)
@@ -776,6 +759,64 @@ class _Run:
         _require(nulls == 0, "works has missing work_id or disputed")
         _require(n == distinct and unique is not False, "works has duplicate work_id")
 
+    def _ws_sql(self) -> None:
+        """`e_ws`, per work: total ppm, number of shares, largest ppm and the first holder
+        (carries the row's net once in sums). Made once, when SQL needs it."""
+        if self.ws_made:
+            return
+        self.ws_made = True
+        if self.by_work is not None:  # summed in numpy already
+            self.con.register("e_priced_in", self.by_work)
+            self.sql("CREATE OR REPLACE TEMP TABLE e_ws AS SELECT * FROM e_priced_in")
+            self.con.unregister("e_priced_in")
+            return
+        self.sql(
+            """CREATE OR REPLACE TEMP TABLE e_ws AS SELECT work_id,
+                 sum(share_ppm) AS tot, count(*) AS n, max(share_ppm) AS hi,
+                 min(holder_id) AS first_holder
+               FROM e_shr GROUP BY work_id"""
+        )
+
+    def _shares_sql(self) -> None:
+        """`e_top` (whole works with several shares: the top holder, who takes the dust) and
+        `e_shx` (the shares step 5 splits row by row: those of works that are not one whole
+        share, with the work's first holder and whether the shares make a whole work).
+        Made once, when SQL needs them."""
+        if self.shx_made:
+            return
+        self.shx_made = True
+        self._ws_sql()
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_top AS
+            SELECT s.work_id, min(s.holder_id) AS top FROM e_shr s JOIN e_ws w
+              ON w.work_id = s.work_id AND s.share_ppm = w.hi
+            WHERE w.n > 1 AND w.tot = {PPM} GROUP BY s.work_id"""  # nosec B608
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE e_shx AS
+            SELECT s.work_id, s.holder_id, s.share_ppm, s.holder_id = w.first_holder AS first,
+                   w.tot = {PPM} AS whole
+            FROM e_shr s JOIN e_ws w ON w.work_id = s.work_id
+            WHERE NOT (w.n = 1 AND w.tot = {PPM})"""  # nosec B608
+        )
+
+    def _split_rows(self, top: int) -> dict[str, np.ndarray]:
+        """The shares `_Shares` splits rows over (works 0..top that are not one whole share),
+        by (work, holder): in numpy when the columns allow (`_split_arrays`), else SQL."""
+        got = _split_arrays(self.inputs.shares, top)
+        return got if got is not None else self._split_rows_sql(top)
+
+    def _split_rows_sql(self, top: int) -> dict[str, np.ndarray]:
+        self._shares_sql()
+        return _columns(
+            self.con,
+            f"""SELECT s.work_id, s.holder_id, s.share_ppm, s.whole,
+                   coalesce(t.top, 0) AS top
+            FROM e_shx s LEFT JOIN e_top t ON t.work_id = s.work_id
+            WHERE s.work_id BETWEEN 0 AND {int(top)}
+            ORDER BY s.work_id, s.holder_id""",  # nosec B608
+        )
+
     def _works_sql(self) -> None:
         """`e_wrk`: the works with their usage weight, media fee rate (or NULL), dispute flag
         and shares; `h1`: the holder of a work's one whole share (NULL for any other work).
@@ -783,6 +824,7 @@ class _Run:
         if self.wrk_made:
             return
         self.wrk_made = True
+        self._ws_sql()
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_wrk AS SELECT
                  CAST(w.work_id AS BIGINT) AS work_id, CAST(w.disputed AS BOOLEAN) AS disputed,
@@ -1279,6 +1321,7 @@ class _Run:
 
     def _split_shares(self) -> None:
         AMT = self.AMT
+        self._shares_sql()
         # Any other work: each share of a row gets floor(net × ppm / 10⁶) (split the same way
         # as the fee), and `net_once` carries the row's net once, on its first holder.
         self.sql(
@@ -1584,7 +1627,7 @@ class _Run:
         n_pidx = fast["n_pidx"]
         spare = (fast["top"] + 1) * n_pidx  # `routed_sums`' slot for the rows it does not sum
         pool_pbp = fast["pbp"][pidx]  # the fee rate of each pool's product
-        shares = _Shares(self.con, fast["top"], n_pidx, len(ids))
+        shares = _Shares(self._split_rows(fast["top"]), fast["top"], n_pidx, len(ids))
 
         def prepare(part: dict[str, np.ndarray]) -> dict[str, Any]:
             """Everything of a slice of rows but the adds into shared sums: numpy releases
@@ -1718,7 +1761,10 @@ class _Run:
             "DROP TABLE e_lsum"
         )
         # Shares and works are done with (releases read `e_shr` only).
-        self.sql("DROP TABLE e_shx; DROP TABLE e_top; DROP TABLE e_ws; DROP TABLE IF EXISTS e_wrk")
+        self.sql(
+            "DROP TABLE IF EXISTS e_shx; DROP TABLE IF EXISTS e_top; DROP TABLE IF EXISTS e_ws;"
+            " DROP TABLE IF EXISTS e_wrk"
+        )
         if self.sums_np is not None:  # `e_wl` and `e_sl` when needed (`_line_tables`)
             return
         self.sql(
@@ -2473,15 +2519,7 @@ class _Shares:
     for partial works, per licence (`e_un`). Every sum is bounded by the cycle's scaled total
     or its total quantity (checked by `_matched_rows`), so int64 sums are exact."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, top: int, n_pidx: int, n_pools: int):
-        got = _columns(
-            con,
-            f"""SELECT s.work_id, s.holder_id, s.share_ppm, s.whole,
-                   coalesce(t.top, 0) AS top
-            FROM e_shx s LEFT JOIN e_top t ON t.work_id = s.work_id
-            WHERE s.work_id BETWEEN 0 AND {int(top)}
-            ORDER BY s.work_id, s.holder_id""",  # nosec B608
-        )
+    def __init__(self, got: dict[str, np.ndarray], top: int, n_pidx: int, n_pools: int):
         self.work = np.asarray(got["work_id"], dtype="int64")
         self.holder = np.asarray(got["holder_id"], dtype="int64")
         self.ppm = np.asarray(got["share_ppm"], dtype="int64")
@@ -2806,6 +2844,53 @@ def _columns(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, np.ndarray
             raise AllocationError(f"unexpected missing values in {name}")
         columns[name] = column.to_numpy()
     return columns
+
+
+def _split_arrays(shares: pd.DataFrame, top: int) -> dict[str, np.ndarray] | None:
+    """`e_shx` with `e_top`'s top holder (0 when none), as `_Shares` reads them, in numpy:
+    the shares of works 0..top that are not one whole share, by (work, holder), with whether
+    the work's shares make a whole and, for a whole work of several shares, its top holder
+    (the largest share, the smallest holder id among equals). None unless the columns are
+    int64 (checked already: no missing values, no holder twice on a work)."""
+    if not all(shares[c].dtype == np.int64 for c in ("work_id", "holder_id", "share_ppm")):
+        return None
+    work = shares["work_id"].to_numpy().view(np.int64)
+    keep = np.flatnonzero((work >= 0) & (work <= top))
+    work = work[keep]
+    holder = shares["holder_id"].to_numpy().view(np.int64)[keep]
+    ppm = shares["share_ppm"].to_numpy().view(np.int64)[keep]
+    empty = {
+        "work_id": work[:0],
+        "holder_id": holder[:0],
+        "share_ppm": ppm[:0],
+        "whole": np.zeros(0, dtype=bool),
+        "top": work[:0],
+    }
+    if not len(work):
+        return empty
+    low = int(holder.min())
+    span = int(holder.max()) - low + 1
+    if (top + 1) * span >= 2**62:
+        return None
+    order = _argsort_stable(work * span + (holder - low), (top + 1) * span)
+    work, holder, ppm = work[order], holder[order], ppm[order]
+    starts = np.flatnonzero(np.r_[True, work[1:] != work[:-1]])
+    n = np.diff(np.r_[starts, len(work)])
+    tot = np.add.reduceat(ppm, starts)
+    of = np.repeat(np.arange(len(starts)), n)  # each share's work, by index
+    # The first share (smallest holder) at the work's largest ppm: its top holder.
+    at_hi = np.flatnonzero(ppm == np.maximum.reduceat(ppm, starts)[of])
+    first_hi = at_hi[np.r_[True, of[at_hi][1:] != of[at_hi][:-1]]]
+    whole = tot == PPM
+    top_holder = np.where((n > 1) & whole, holder[first_hi], 0)
+    split = np.flatnonzero(~((n == 1) & whole)[of])
+    return {
+        "work_id": work[split],
+        "holder_id": holder[split],
+        "share_ppm": ppm[split],
+        "whole": whole[of][split],
+        "top": top_holder[of][split],
+    }
 
 
 def _works_arrays(

@@ -234,3 +234,37 @@ def test_works_arrays_are_the_sql_works_table(media_dtype: str) -> None:
         assert np.array_equal(got[name][order], np.asarray(sql[name])), name
     assert set(got["route"].tolist()) == {0, 3, 4} and got["has_h1"].any()
     assert _works_arrays(works.astype({"work_id": "Int64"}), _work_shares(shares), policy) is None
+
+
+def test_split_arrays_are_the_sql_shares_step_5_splits_over() -> None:
+    """The shares `_Shares` splits rows over, in numpy (`_split_arrays`) and from `e_shx`
+    and `e_top` (SQL): works not one whole share, by (work, holder), whether whole, and the
+    top holder of a whole work of several shares (ties at the largest share included)."""
+    from royalties.engine.allocate import PolicyParams, _Run, _split_arrays, empty_inputs
+
+    rows = []
+    for w in range(0, 4000):
+        kind = int(RNG.integers(0, 5))
+        holders = RNG.choice(np.arange(1, 300), 3, replace=False).tolist()
+        if kind == 0:  # one whole share
+            rows.append((w, holders[0], PPM))
+        elif kind == 1:  # a whole of three, two of them tied at the top
+            rows += [(w, holders[0], 400_000), (w, holders[1], 400_000), (w, holders[2], 200_000)]
+        elif kind == 2:  # a whole of two
+            rows += [(w, holders[0], 250_000), (w, holders[1], 750_000)]
+        elif kind == 3:  # partial
+            rows += [(w, holders[0], 300_000), (w, holders[1], 100_000)]
+        # kind 4: no shares
+    rows += [(5000, 7, PPM), (5001, 8, 500_000)]  # past `top`: left out
+    shares = pd.DataFrame(rows, columns=["work_id", "holder_id", "share_ppm"]).astype("int64")
+    shares = shares.sample(frac=1, random_state=7).reset_index(drop=True)
+    top = 3999
+    got = _split_arrays(shares, top)
+    assert got is not None
+    run = _Run(duckdb.connect(), empty_inputs(shares=shares), PolicyParams(admin_fee_bp=0), {})
+    run.load(map_side=False, reduce_side=False)
+    sql = run._split_rows_sql(top)
+    for name in ("work_id", "holder_id", "share_ppm", "whole", "top"):
+        assert np.array_equal(got[name], np.asarray(sql[name])), name
+    assert got["whole"].any() and (~got["whole"]).any() and (got["top"] > 0).any()
+    assert _split_arrays(shares.astype({"holder_id": "Int64"}), top) is None
