@@ -156,6 +156,21 @@ def pyarrow_floor(path: str, result_path: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+def _process_cpu() -> float:
+    """User + system CPU seconds of this process, all threads (DuckDB's too)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _backend_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a PostgreSQL backend on this machine (None if remote)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
@@ -393,9 +408,16 @@ def main() -> None:
             enqueue=False,
         )
     stored = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    cpu_before = (_process_cpu(), _backend_cpu(backend))
     started = time.perf_counter()
     declaration = declaration_process(declaration_id=declaration.pk)
     total = time.perf_counter() - started
+    cpu_process = _process_cpu() - cpu_before[0]
+    cpu_server = _backend_cpu(backend) - cpu_before[1] if cpu_before[1] is not None else None
+    load = os.getloadavg()
     peak = _peak_mb(resource.RUSAGE_SELF)
     if declaration is None or declaration.status != "accepted":
         raise SystemExit(f"FAILED: {declaration and declaration.message}")
@@ -433,6 +455,11 @@ def main() -> None:
     )
     print(f"  total / pyarrow floor                  {total / floor:.1f}x (goal <= 10x)")
     print(f"  peak RSS                               {peak:,.0f} MB (target < 1,500)")
+    server = f"{cpu_server:.2f}" if cpu_server is not None else "n/a (remote server)"
+    print(
+        f"  CPU seconds: process {cpu_process:.2f} (all threads), PostgreSQL backend {server}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} after the declaration"
+    )
 
 
 if __name__ == "__main__":

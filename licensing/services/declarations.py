@@ -85,6 +85,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024
 DEFAULT_DEADLINE_DAYS = 30
+DEFAULT_PARTITION_ROWS = 100_000
 ERRORS_KEPT = 100
 ERROR_REPORT_COLUMNS = ("row", "column", "value", "message")
 UNMATCHED_CSV_COLUMNS = ("scheme", "identifier", "valid", "note", "quantity", "lines", "title")
@@ -689,9 +690,13 @@ def declaration_aggregates_store(
     # for 0.4M rows; sorting them here took 0.6 s). Pages and exports order these rows by
     # their values, never by id.
     bulk_in = _copy_in if connection.vendor == "postgresql" else _insert_in
-    bulk_in(cursor, DeclarationWorkUsage._meta.db_table, usage)
+    partition = _usage_partition_fill(cursor, declaration_id=declaration_id, usage=usage)
+    if partition is None:
+        bulk_in(cursor, DeclarationWorkUsage._meta.db_table, usage)
     bulk_in(cursor, DeclarationUnmatched._meta.db_table, unmatched)
     bulk_in(cursor, DeclarationReservedIdentifier._meta.db_table, held)
+    if partition is not None:
+        _usage_partition_attach(cursor, declaration_id=declaration_id, partition=partition)
     if not len(usage):
         return
     # The foreign key to the work has no database constraint (see DeclarationWorkUsage):
@@ -719,6 +724,60 @@ def declaration_aggregates_store(
             f"{gone:,} of the matched works were deleted while the declaration was being "
             "processed; nothing was recorded. File it again."
         )
+
+
+def declaration_partition_rows() -> int:
+    """Matched works from which a declaration's usage gets a partition of its own
+    (PostgreSQL; setting DECLARATION_PARTITION_ROWS, default 100,000)."""
+    return int(getattr(settings, "DECLARATION_PARTITION_ROWS", DEFAULT_PARTITION_ROWS))
+
+
+def _usage_partition_fill(cursor, *, declaration_id: int, usage: pa.Table) -> str | None:
+    """On PostgreSQL, for a declaration of ``declaration_partition_rows()`` matched works or
+    more: its usage rows COPYed into a table of its own, then its primary key and work index
+    built in bulk; returns the table's name (attached by ``_usage_partition_attach``). None:
+    write the rows through the parent (into its DEFAULT partition).
+
+    ``DeclarationWorkUsage`` is partitioned by declaration (migration 0014). Inserting a
+    million rows into the shared indexes cost 1.7-2.2 s of server CPU with four such
+    declarations stored, growing with each (every declaration's rows land on every leaf of
+    the work index); building the two indexes of a fresh table costs 0.45 s, the COPY into
+    it 0.3 s, whatever is stored."""
+    if connection.vendor != "postgresql" or len(usage) < max(1, declaration_partition_rows()):
+        return None
+    parent = DeclarationWorkUsage._meta.db_table
+    name = f"{parent}_{int(declaration_id)}"
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)), "
+        "to_regclass(%s) IS NOT NULL",
+        [parent, name],
+    )
+    partitioned, exists = cursor.fetchone()
+    if not partitioned or exists:
+        return None  # (a partition left from a test database whose ids start again)
+    # The CHECK is the partition's bound: ATTACH then need not scan the rows for it. (The
+    # names are ours, the id an int.)
+    cursor.execute(
+        f"CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
+        f"CONSTRAINT {name}_declaration CHECK (declaration_id = {int(declaration_id)}))"
+    )
+    _copy_in(cursor, name, usage)
+    cursor.execute(
+        f"ALTER TABLE {name} ADD CONSTRAINT {name}_pkey PRIMARY KEY (declaration_id, work_id)"
+    )
+    cursor.execute(f"CREATE INDEX {name}_work_id ON {name} (work_id)")
+    return name
+
+
+def _usage_partition_attach(cursor, *, declaration_id: int, partition: str) -> None:
+    """Attach the filled partition (its indexes become the parent's indexes' partitions, as
+    they are). It locks the parent's DEFAULT partition (ACCESS EXCLUSIVE, scanned to check
+    that it holds no row of this declaration) until the commit, so it comes last: after it
+    only the declaration's own rows are written."""
+    parent = DeclarationWorkUsage._meta.db_table
+    cursor.execute(
+        f"ALTER TABLE {parent} ATTACH PARTITION {partition} FOR VALUES IN ({int(declaration_id)})"
+    )
 
 
 def _copy_in(cursor, table_name: str, table: pa.Table) -> None:

@@ -27,6 +27,7 @@ from licensing.services.declarations import (
     declaration_process,
     period_parse,
 )
+from tests.conftest import skip_or_fail
 from tests.licensing.declarations_support import (
     ISBN_A,
     ISBN_B,
@@ -410,3 +411,65 @@ def test_an_unchanged_registry_skips_the_scan_of_the_works(licensee, licence, wo
     assert accepted.status == DeclarationStatus.ACCEPTED, accepted.message
     scans = [q["sql"] for q in queries if "coalesce(sum(id), 0)" in q["sql"]]
     assert len(scans) == (0 if connection.vendor == "postgresql" else 1)
+
+
+def _partitions(connection) -> dict[str, str]:
+    """{partition: bound} of the work usage table, and its indexes' partitions by parent."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            [DeclarationWorkUsage._meta.db_table],
+        )
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.services
+def test_a_large_declaration_gets_a_partition_of_its_own(
+    licensee, operator, licence, works, settings
+):
+    """PostgreSQL: a declaration of DECLARATION_PARTITION_ROWS matched works or more writes
+    its usage into its own partition (indexes built in bulk, then attached); smaller ones go
+    to the DEFAULT partition. Every reader sees the rows through the table, as before, and
+    hand matching adds rows to either."""
+    from django.db import connection
+
+    from licensing.services.declarations import declaration_unmatched_match
+
+    if connection.vendor != "postgresql":
+        skip_or_fail("the work usage is partitioned on PostgreSQL only: set DATABASE_URL")
+    settings.DECLARATION_PARTITION_ROWS = 2
+    large = declare(
+        licensee,
+        licence,
+        csv_file([("isbn", ISBN_A, 5), ("isbn", ISBN_B, 7), ("isbn", ISBN_UNKNOWN, 3)]),
+    )
+    small = declare(licensee, licence, csv_file([("isbn", ISBN_A, 11)]), model="beth")
+    assert large.status == small.status == DeclarationStatus.ACCEPTED
+    table = DeclarationWorkUsage._meta.db_table
+    partitions = _partitions(connection)
+    assert partitions[f"{table}_{large.pk}"] == f"FOR VALUES IN ('{large.pk}')"
+    assert partitions[f"{table}_default"] == "DEFAULT"
+    assert f"{table}_{small.pk}" not in partitions
+    with connection.cursor() as cursor:  # its indexes are the parent's indexes' partitions
+        cursor.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhrelid IN "
+            "(SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass)",
+            [f"{table}_{large.pk}"],
+        )
+        assert cursor.fetchone()[0] == 2
+    assert usage_by_work(large) == {works["a"].pk: (5, 1, False), works["b"].pk: (7, 1, False)}
+    assert usage_by_work(small) == {works["a"].pk: (11, 1, False)}
+    by_work = DeclarationWorkUsage.objects.filter(work=works["a"]).order_by("declaration_id")
+    assert list(by_work.values_list("declaration_id", "quantity")) == [
+        (large.pk, 5),
+        (small.pk, 11),
+    ]
+    moved = declaration_unmatched_match(
+        caller=caller_of(operator), scheme="isbn", identifier=ISBN_UNKNOWN, work=works["issn"]
+    )
+    assert moved == [large.pk]
+    assert usage_by_work(large)[works["issn"].pk] == (3, 1, False)
+    assert DeclarationUnmatched.objects.filter(declaration=large).count() == 0
+    large.delete()
+    assert not DeclarationWorkUsage.objects.filter(declaration_id=large.pk).exists()
