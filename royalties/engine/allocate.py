@@ -1520,13 +1520,13 @@ class _Run:
                 ).fetchall()
             )
             chunks = [[]]
-            size = 0
+            filled = 0  # rows in the last chunk (`size` is the accumulators' slots)
             for pool_id in ids.tolist():
-                if size >= 1_000_000:
+                if filled >= 1_000_000:
                     chunks.append([])
-                    size = 0
+                    filled = 0
                 chunks[-1].append(pool_id)
-                size += int(counts.get(pool_id, 0))
+                filled += int(counts.get(pool_id, 0))
         for name, source, columns, parts in (
             ("e_r", "e_u", ["licence_id", "work_id", "q", "route", "h1"], chunks),
             ("e_rum", "e_um", ["licence_id", "ref", "reserved"], [ids.tolist()]),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from fractions import Fraction
 
 import duckdb
@@ -365,3 +366,18 @@ def test_slices_and_threads_change_nothing(cycle, step):
         whole = run(inputs, policy)
     with priced_in(step, 2):
         assert_same(whole, run(inputs, policy))
+
+
+@settings(
+    max_examples=examples(60, most=300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(cycle=cycles())
+def test_the_numpy_and_sql_paths_give_the_same_amounts(cycle):
+    """The common case runs in numpy (`_matched_rows`), anything else in SQL: licence ids
+    given as nullable Int64 take the SQL path (whose pricing sums whole works in dense
+    arrays too), and every amount, line and checksum must be the same."""
+    inputs, policy = cycle
+    nullable = replace(inputs, usage=inputs.usage.astype({"licence_id": "Int64"}))
+    assert_same(run(inputs, policy), run(nullable, policy))
