@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -573,6 +574,7 @@ class _Run:
         self.by_work: pd.DataFrame | None = None
         self.works_np: dict[str, np.ndarray] | None = None
         self.wrk_made = self.ws_made = self.shx_made = False
+        self.w_unit = 1  # `load`: the weights' common divisor (`_weight_unit`)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -645,7 +647,19 @@ class _Run:
             con.register(f"e_{name}_in", frame)
         con.register("e_fee_prod", _mapping_frame(p.fee_bp_by_product, "product", "bp"))
         con.register("e_fee_media", _mapping_frame(p.fee_bp_by_media, "media_type", "bp"))
-        con.register("e_media_w", _mapping_frame(p.media_weight_bp, "media_type", "weight_bp"))
+        # Weights in units of their greatest common divisor: a row's share of its pool is
+        # floor(P × wt / W), which only the ratio wt / W decides, so dividing every weight by
+        # the same integer changes no amount, and keeps the weights small enough for the
+        # 64-bit path (a quarter's tokens × 10⁴ bp pass 2⁵³ at national scale).
+        self.w_unit = _weight_unit(p)
+        con.register(
+            "e_media_w",
+            _mapping_frame(
+                {k: v // self.w_unit for k, v in p.media_weight_bp.items()},
+                "media_type",
+                "weight_bp",
+            ),
+        )
         con.register("e_donors_in", pd.DataFrame({"licence_id": self.donors}, dtype="int64"))
 
         # Licences, with the fee rate of their product (or the default); a donor only lends
@@ -746,7 +760,7 @@ class _Run:
         made when it needs them: `_split_rows`)."""
         unique = _distinct_ints(self.inputs.works["work_id"])
         # The works in numpy when the columns are plain (`_works_arrays`), else `e_wrk`.
-        self.works_np = _works_arrays(self.inputs.works, self.by_work, self.policy)
+        self.works_np = _works_arrays(self.inputs.works, self.by_work, self.policy, self.w_unit)
         if self.works_np is not None:
             _require(bool(unique), "works has duplicate work_id")
             return
@@ -828,7 +842,7 @@ class _Run:
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE e_wrk AS SELECT
                  CAST(w.work_id AS BIGINT) AS work_id, CAST(w.disputed AS BOOLEAN) AS disputed,
-                 CAST(coalesce(mw.weight_bp, {BP}) AS BIGINT) AS wbp,
+                 CAST(coalesce(mw.weight_bp, {BP // self.w_unit}) AS BIGINT) AS wbp,
                  CAST(fm.bp AS BIGINT) AS mbp, ws.work_id IS NOT NULL AS has_shares,
                  CASE WHEN ws.n = 1 AND ws.tot = {PPM} THEN ws.first_holder END AS h1
                FROM e_works_in w LEFT JOIN e_media_w mw ON mw.media_type = w.media_type
@@ -896,7 +910,8 @@ class _Run:
             f"""CREATE OR REPLACE TEMP TABLE e_um AS
             SELECT CAST(u.licence_id AS BIGINT) AS licence_id,
               coalesce(CAST(u.ref AS VARCHAR), '') AS ref, CAST(u.quantity AS BIGINT) AS q,
-              CAST(u.quantity AS BIGINT) * {p.unmatched_weight_bp} AS wt, l.pbp AS bp,
+              CAST(u.quantity AS BIGINT) * {p.unmatched_weight_bp // self.w_unit} AS wt,
+              l.pbp AS bp,
               coalesce(CAST(u.reserved AS BOOLEAN), false) AS reserved,
               false AS proxy, l.licence_id IS NULL AS unknown_licence,
               u.reserved IS NULL AS no_reserved
@@ -1074,7 +1089,8 @@ class _Run:
         # sends `np.add.at` down its slow generic path.
         quantity = usage["quantity"].to_numpy().view(np.int64)
         wbp = np.asarray(works["wbp"], dtype="int64")
-        w_max = max(int(wbp.max()), self.policy.unmatched_weight_bp, 1)
+        unmatched_wt = self.policy.unmatched_weight_bp // self.w_unit
+        w_max = max(int(wbp.max()), unmatched_wt, 1)
         q_max = int(quantity.max())
         if int(quantity.min()) < 0 or q_max * w_max * n >= 2**63:
             return None
@@ -1121,7 +1137,7 @@ class _Run:
         del reserved, lid, rows_of
         wbp_w[wbp_w < 0] = 0
         unmatched_q = int(quantity.sum()) - int(q.sum())  # exact: q_max × n < 2⁶³
-        total = int(wt.sum()) + unmatched_q * self.policy.unmatched_weight_bp
+        total = int(wt.sum()) + unmatched_q * unmatched_wt
         if total >= _EXACT_W:
             return None
 
@@ -2893,8 +2909,14 @@ def _split_arrays(shares: pd.DataFrame, top: int) -> dict[str, np.ndarray] | Non
     }
 
 
+def _weight_unit(policy: PolicyParams) -> int:
+    """The greatest common divisor of every usage weight the policy can give (media weights,
+    the default 10⁴ bp, the unmatched weight); 1 when they are all 0."""
+    return math.gcd(BP, policy.unmatched_weight_bp, *policy.media_weight_bp.values()) or 1
+
+
 def _works_arrays(
-    works: pd.DataFrame, by_work: pd.DataFrame | None, policy: PolicyParams
+    works: pd.DataFrame, by_work: pd.DataFrame | None, policy: PolicyParams, unit: int = 1
 ) -> dict[str, np.ndarray] | None:
     """`e_wrk` as `_matched_rows` reads it, in numpy: per work its id, weight (by media, else
     10⁴ bp), media fee rate (-1: none), route (3 disputed, 4 no shares, else 0) and the holder
@@ -2911,7 +2933,8 @@ def _works_arrays(
     codes, media = pd.factorize(works["media_type"], use_na_sentinel=True)  # missing: -1
     names = list(media)  # compared as they are, as SQL's equality does
     # One more entry, last, for a missing media type (-1): no weight given, no fee rate.
-    wbp = np.array([*(policy.media_weight_bp.get(m, BP) for m in names), BP], dtype="int64")
+    weights = [*(policy.media_weight_bp.get(m, BP) for m in names), BP]
+    wbp = np.array([w // unit for w in weights], dtype="int64")  # in `_weight_unit`s
     mbp = np.array([*(policy.fee_bp_by_media.get(m, -1) for m in names), -1], dtype="int64")
     ws_work = by_work["work_id"].to_numpy("int64")  # sorted, unique
     at = np.minimum(np.searchsorted(ws_work, work_id), max(len(ws_work) - 1, 0))

@@ -188,7 +188,13 @@ def test_works_arrays_are_the_sql_works_table(media_dtype: str) -> None:
     """The works as `_matched_rows` reads them, in numpy (`_works_arrays`) and from `e_wrk`
     (SQL): weight and fee rate by media type (unknown and missing ones included), route
     (disputed, without shares) and the holder of a work's one whole share."""
-    from royalties.engine.allocate import PolicyParams, _Run, _works_arrays, empty_inputs
+    from royalties.engine.allocate import (
+        PolicyParams,
+        _Run,
+        _weight_unit,
+        _works_arrays,
+        empty_inputs,
+    )
 
     n = 3000
     work_id = RNG.permutation(np.arange(10, 10 + 2 * n, 2, dtype="int64"))
@@ -218,7 +224,9 @@ def test_works_arrays_are_the_sql_works_table(media_dtype: str) -> None:
         media_weight_bp={"image": 5000, "video": 0},
     )
     inputs = empty_inputs(works=works, shares=shares)
-    got = _works_arrays(works, _work_shares(shares), policy)
+    unit = _weight_unit(policy)
+    assert unit == 5000  # gcd of 10⁴ (the default and unmatched), 5000 and 0
+    got = _works_arrays(works, _work_shares(shares), policy, unit)
     assert got is not None
     run = _Run(duckdb.connect(), inputs, policy, {})
     run.load(reduce_side=False)
