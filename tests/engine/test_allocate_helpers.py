@@ -276,3 +276,38 @@ def test_split_arrays_are_the_sql_shares_step_5_splits_over() -> None:
         assert np.array_equal(got[name], np.asarray(sql[name])), name
     assert got["whole"].any() and (~got["whole"]).any() and (got["top"] > 0).any()
     assert _split_arrays(shares.astype({"holder_id": "Int64"}), top) is None
+
+
+def test_an_allocation_turns_numpys_huge_pages_off_and_back() -> None:
+    """`HUGEPAGES` holds while the engine runs, and numpy's own setting comes back after,
+    also when the allocation fails."""
+    from royalties.engine import allocate
+    from royalties.engine.allocate import PolicyParams, empty_inputs
+
+    seen: list[bool] = []
+    original = allocate._Run.load
+
+    def load(self, **kwargs) -> None:
+        seen.append(_numpy_hugepages())
+        original(self, **kwargs)
+
+    negative = pd.DataFrame(
+        {"licence_id": [1], "product": ["A"], "pool_minor": [-5], "declared": [True]}
+    ).astype({"licence_id": "int64", "product": "str", "pool_minor": "int64"})
+    before = _numpy_hugepages()
+    allocate._Run.load = load
+    try:
+        allocate.allocate(empty_inputs(), PolicyParams(admin_fee_bp=0))
+        with pytest.raises(AllocationError, match="negative pool_minor"):
+            allocate.allocate(empty_inputs(licences=negative), PolicyParams(admin_fee_bp=0))
+    finally:
+        allocate._Run.load = original
+    assert seen == [allocate.HUGEPAGES, allocate.HUGEPAGES]
+    assert _numpy_hugepages() == before
+
+
+def _numpy_hugepages() -> bool:
+    switch = np._core.multiarray._set_madvise_hugepage
+    value = bool(switch(True))
+    switch(value)
+    return value
