@@ -43,14 +43,13 @@ codes (holder registry code, catalogue, ``work_ref``: not database ids, which de
 order the workers import in). ``--results FILE`` appends the figures as one JSON line
 (``bench/society_plot.py`` draws docs/img/scaling.svg from them).
 
-``--chunk-rows R`` (``ROYALTIES_ALLOCATION_CHUNK_ROWS``, default 0: no chunks) bounds the
-allocation's memory: a cycle with more usage rows than R is allocated chunk by chunk of about
-R rows in its one task (at ``--scale 1`` and R = 1,000,000, 20 chunks), each chunk's partial
-sums added up in memory, so that the worker's memory does not grow with the lines beyond a
-chunk (it still grows with the works, holders and statements). Each chunk reads the works and
-shares it needs again: at ``--scale 1`` R = 1,000,000 took the allocation worker from 2.3 to
-1.4 GB but made the stage several times slower (469 s on a loaded machine), so it is off by
-default until the works are read once per task.
+``--chunk-rows R`` (``ROYALTIES_ALLOCATION_CHUNK_ROWS``, default the setting's: 2,000,000;
+0: no chunks) bounds the allocation's memory: a cycle with more usage rows than R is allocated
+chunk by chunk of about R rows in its one task (at ``--scale 1`` 9 chunks of declared
+licences and 3 of proxy pools), each chunk's exact partial sums added up as they come, the
+works and shares read once for every chunk, and a proxy pool's donor usage summed from the
+chunks that priced the donors. At ``--scale 1`` it took the allocation worker from 2.2-2.3 to
+1.6-1.7 GB for about 10-13 s more CPU (docs/scaling.md); the statements are the same.
 ``--partitions N`` (``ROYALTIES_ALLOCATION_PARTITIONS``, default 1) instead fans it out over
 at least N map tasks, a chunk each at most, which write their partial sums to the database
 for one reduce task: worth it with workers on N machines; on one 2-core machine the partials'
@@ -174,7 +173,11 @@ def _env(args, url: str, var_dir: str) -> dict[str, str]:
         BLANKET_VAR_DIR=var_dir,
         STRIPE_API_BASE=f"http://127.0.0.1:{args.stripe_port}",
         ROYALTIES_ALLOCATION_PARTITIONS=str(args.partitions),
-        **({"ROYALTIES_ALLOCATION_CHUNK_ROWS": str(args.chunk_rows)} if args.chunk_rows else {}),
+        **(
+            {"ROYALTIES_ALLOCATION_CHUNK_ROWS": str(args.chunk_rows)}
+            if args.chunk_rows is not None
+            else {}
+        ),
         DJANGO_SETTINGS_MODULE="config.settings.local",
         DEBUG="false",
         LOG_LEVEL="WARNING",
@@ -777,9 +780,9 @@ def main() -> None:
         "chunk by chunk",
     )  # fmt: skip
     parser.add_argument(
-        "--chunk-rows", type=int, default=0,
-        help="usage rows per allocation map task at most (ROYALTIES_ALLOCATION_CHUNK_ROWS; "
-        "0: none, or the setting's if set)",
+        "--chunk-rows", type=int, default=None,
+        help="usage rows an allocation task holds at most (ROYALTIES_ALLOCATION_CHUNK_ROWS; "
+        "default: the setting's, 2,000,000 unless set in the environment; 0: no chunks)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=20261001)
     parser.add_argument("--regime", choices=("opt_out", "opt_in"), default="opt_out")
@@ -869,12 +872,19 @@ def main() -> None:
         raise SystemExit(1)
 
 
+def _chunk_rows() -> int:
+    """The chunk the run's workers used (its environment is theirs)."""
+    from django.conf import settings
+
+    return settings.ROYALTIES_ALLOCATION_CHUNK_ROWS
+
+
 def _record(args, size: dict, result: dict) -> None:
     if args.results:
         record = {
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "scale": args.scale, "workers": args.workers, "partitions": args.partitions,
-            "chunk_rows": args.chunk_rows,
+            "chunk_rows": _chunk_rows(),
             "regime": args.regime, "seed": args.seed, **size, **result,
         }  # fmt: skip
         with open(args.results, "a") as out:

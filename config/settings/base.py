@@ -306,6 +306,9 @@ BLANKET_SIGNING_KEY = env_str("BLANKET_SIGNING_KEY")  # base64 raw Ed25519 key; 
 CATALOGUE_IMPORT_MAX_BYTES = env_int("CATALOGUE_IMPORT_MAX_BYTES", default=512 * 1024 * 1024)
 DECLARATION_MAX_BYTES = env_int("DECLARATION_MAX_BYTES", default=4 * 1024 * 1024 * 1024)
 DECLARATION_DEADLINE_DAYS = env_int("DECLARATION_DEADLINE_DAYS", default=30)
+# PostgreSQL: a declaration of this many matched works or more gets a partition of its own
+# (licensing.services.declarations; migration 0014).
+DECLARATION_PARTITION_ROWS = env_int("DECLARATION_PARTITION_ROWS", default=100_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024  # a 10,000-item registry check is ~1 MB
 BLANKET_BASE_URL = env_str("BLANKET_BASE_URL", default="http://127.0.0.1:8000")
 # `manage.py demo` creates staff with a published password; production settings turn it off.
@@ -350,13 +353,14 @@ if not 1 <= ROYALTIES_ALLOCATION_PARTITIONS <= 1000:
 # A chunk bounds the allocation's memory: when a cycle's licences stored more usage rows
 # (works matched, unmatched and reserved lines of their declarations) than this, the one task
 # allocates them chunk by chunk of about this many rows, adding up each chunk's partial sums
-# (with ROYALTIES_ALLOCATION_PARTITIONS > 1, each map task takes a chunk at most). One
-# licence's usage is never split (its pool is priced in one piece), so a licence declaring
-# more rows than this still makes a chunk of that size. 0 (the default): no chunks. Each
-# chunk reads the works and shares it needs again, so chunks trade time for memory: at the
-# full-size quarter (bench/society.py, 20M lines) 1,000,000-row chunks took the allocation
-# worker from 2.3 to 1.4 GB but made it several times slower (docs/scaling.md).
-ROYALTIES_ALLOCATION_CHUNK_ROWS = env_int("ROYALTIES_ALLOCATION_CHUNK_ROWS", default=0)
+# (with ROYALTIES_ALLOCATION_PARTITIONS > 1, each map task takes a chunk at most: set 0 for
+# exactly N partitions). One licence's usage is never split (its pool is priced in one
+# piece), so a licence declaring more rows than this still makes a chunk of that size. The
+# task reads the works and shares once for all its chunks; each chunk still prices against
+# most of the catalogue, so chunks cost some time for the memory: at the full-size quarter
+# (bench/society.py, 20M lines, 12 chunks) the allocation worker went from 2.2-2.3 GB to
+# 1.6-1.7 GB for about 10-13 s more CPU (docs/scaling.md). 0: no chunks.
+ROYALTIES_ALLOCATION_CHUNK_ROWS = env_int("ROYALTIES_ALLOCATION_CHUNK_ROWS", default=2_000_000)
 if ROYALTIES_ALLOCATION_CHUNK_ROWS < 0:
     from django.core.exceptions import ImproperlyConfigured
 

@@ -420,15 +420,14 @@ def _kept(ids: np.ndarray, named: np.ndarray | None) -> np.ndarray:
 
 
 def works_frame(*, work_ids) -> pd.DataFrame:
-    """The works with the given ids (repeats allowed): media type and dispute."""
+    """The works with the given ids (repeats allowed): media type and dispute. None: every
+    work (one pass over the table, no ids sent)."""
     table = Work._meta.db_table
     if connection.vendor != "postgresql":
-        sql = (
-            f"SELECT w.id, w.media_type, w.status = 'disputed' FROM {table} w "  # noqa: S608  # nosec B608
-            f"WHERE w.id IN ({work_ids_stage(work_ids)})"
-        )
+        where = "" if work_ids is None else f"WHERE w.id IN ({work_ids_stage(work_ids)})"
+        sql = f"SELECT w.id, w.media_type, w.status = 'disputed' FROM {table} w {where}"  # noqa: S608  # nosec B608
         return _frame(table_read(sql, schema=WORKS_SCHEMA))
-    condition, mask = _named(work_ids)
+    condition, mask = ("", None) if work_ids is None else _named(work_ids)
     rows = _pg_rows(
         f"SELECT media_type, status = 'disputed', array_agg(id) FROM {table} "  # noqa: S608  # nosec B608
         f"{'WHERE id ' + condition if condition else ''} GROUP BY 1, 2",
@@ -451,15 +450,16 @@ def works_frame(*, work_ids) -> pd.DataFrame:
 
 def shares_frame(*, work_ids) -> pd.DataFrame:
     """Every share of the works with the given ids; one row per (work, holder) (roles
-    summed)."""
+    summed). None: the shares of every work."""
     table = Share._meta.db_table
     if connection.vendor != "postgresql":
+        where = "" if work_ids is None else f"WHERE s.work_id IN ({work_ids_stage(work_ids)})"
         sql = (
-            f"SELECT s.work_id, s.holder_id, SUM(s.share_ppm) FROM {table} s "  # noqa: S608  # nosec B608
-            f"WHERE s.work_id IN ({work_ids_stage(work_ids)}) GROUP BY s.work_id, s.holder_id"
+            f"SELECT s.work_id, s.holder_id, SUM(s.share_ppm) FROM {table} s {where} "  # noqa: S608  # nosec B608
+            "GROUP BY s.work_id, s.holder_id"
         )
         return _frame(table_read(sql, schema=SHARES_SCHEMA))
-    condition, mask = _named(work_ids)
+    condition, mask = ("", None) if work_ids is None else _named(work_ids)
     # Arrays of about a million shares each; a holder with two roles on a work has two rows,
     # summed below (cheaper than grouping every share in the database).
     rows = _pg_rows(
@@ -483,6 +483,49 @@ def shares_frame(*, work_ids) -> pd.DataFrame:
             "share_ppm"
         ].sum()
     return frame
+
+
+class Catalogue:
+    """The works and shares of the whole catalogue, read once (`catalogue_load`), handing
+    out those of any set of work ids without another read: what each chunk of a cycle's
+    allocation needs (`works_frame` and `shares_frame` of its usage's works, exactly, as
+    frames of their own). It costs the catalogue, read in one pass, not the usage lines."""
+
+    def __init__(self, works: pd.DataFrame, shares: pd.DataFrame) -> None:
+        self._works = works.sort_values("work_id", kind="stable", ignore_index=True)
+        self._shares = shares.sort_values("work_id", kind="stable", ignore_index=True)
+        self._work_ids = self._works["work_id"].to_numpy("int64")
+        self._share_work_ids = self._shares["work_id"].to_numpy("int64")
+
+    def __len__(self) -> int:
+        return len(self._works)
+
+    def works(self, work_ids) -> pd.DataFrame:
+        """The works with the given ids (repeats allowed), as `works_frame` reads them."""
+        return self._take(self._works, self._work_ids, work_ids)
+
+    def shares(self, work_ids) -> pd.DataFrame:
+        """The shares of the works with the given ids, as `shares_frame` reads them."""
+        return self._take(self._shares, self._share_work_ids, work_ids)
+
+    @staticmethod
+    def _take(frame: pd.DataFrame, ids: np.ndarray, work_ids) -> pd.DataFrame:
+        wanted = np.asarray(work_ids, dtype="int64")
+        if not len(wanted) or not len(ids):
+            return frame.iloc[:0].reset_index(drop=True)
+        top = int(ids[-1])  # sorted
+        if top < 64 * len(ids) + (1 << 24):  # dense ids: a mask over them
+            mask = np.zeros(top + 1, dtype=bool)
+            mask[wanted[(wanted >= 0) & (wanted <= top)]] = True
+            keep = mask[ids]
+        else:
+            keep = np.isin(ids, wanted)
+        return frame[keep].reset_index(drop=True)
+
+
+def catalogue_load() -> Catalogue:
+    """Every work and every share (one read each): see `Catalogue`."""
+    return Catalogue(works_frame(work_ids=None), shares_frame(work_ids=None))
 
 
 def brought_forward_frame(*, previous_allocation_id: int | None) -> pd.DataFrame:

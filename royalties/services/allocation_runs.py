@@ -35,8 +35,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Collection
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -252,6 +254,39 @@ def chunk_plan(
 
 
 # ------------------------------------------------------------------------ chunks, one task
+def task_chunk_plan(
+    licences: pd.DataFrame, *, chunk_rows: int, fallback: str = PROXY, works: int | None = None
+) -> list[tuple[list[int], list[int]]]:
+    """`chunk_plan` for the chunks of one task: the licences priced on their own usage in
+    chunks of about ``chunk_rows`` rows, then the proxy pools (with the proxy fallback, a
+    product's pooled licences, priced over its declared licences as donors) in chunks of
+    their own, as many pools to a chunk as fit: so that every donor is priced in a chunk
+    before its pool's, which sums their usage on the way (`LentUsage`), and no proxy pool's
+    chunk prices another pool's donor."""
+    frame = licences.sort_values("licence_id", kind="stable")
+    pooled = frame["pooled"].astype(bool) & (fallback == PROXY)
+    plan = chunk_plan(frame[~pooled], partitions=1, chunk_rows=chunk_rows, fallback=fallback)
+    chunk: tuple[list[int], list[int]] = ([], [])
+    load = 0
+    for product, group in frame[pooled].groupby("product", sort=True):
+        donors = frame[(frame["product"] == product) & ~pooled]
+        lent = int(donors["cost"].sum())
+        if works is not None and {"matched", "identifiers"} <= set(donors.columns):
+            lent = min(
+                lent, min(int(donors["matched"].sum()), works) + int(donors["identifiers"].sum())
+            )
+        cost = int(group["cost"].sum()) + lent
+        if load and load + cost > chunk_rows:
+            plan.append((sorted(chunk[0]), sorted(chunk[1])))
+            chunk, load = ([], []), 0
+        chunk[0].extend(int(x) for x in group["licence_id"])
+        chunk[1].extend(int(x) for x in donors["licence_id"])
+        load += cost
+    if chunk[0]:
+        plan.append((sorted(chunk[0]), sorted(chunk[1])))
+    return plan
+
+
 _PARTIAL_KEYS = {
     "fees": ["product"],
     "holders": ["holder_id"],
@@ -261,32 +296,214 @@ _PARTIAL_KEYS = {
 }
 
 
-def partials_add(total: Partial | None, partial: Partial) -> Partial:
-    """``total`` plus ``partial`` (the licences apart: the result has none), summed per key,
-    each scaled amount carried back to ``minor × scale + sub`` with 0 <= sub < scale: exact
-    (integer sums), and as large as the statements the sums end in, not as the usage."""
-    if total is None:
-        total = Partial(
-            scale=partial.scale,
-            licences=empty_partial_frame("licences"),
-            **{name: empty_partial_frame(name) for name in _PARTIAL_KEYS},
+# Rows a frame of `PartialSums` may hold unsummed, at least (past the rows summed so far).
+SUMS_WAITING_ROWS = 1_000_000
+
+
+class PartialSums:
+    """The exact running sums of a task's chunk partials (their licences apart), in bounded
+    memory and time: each frame's chunks wait in a list and are summed per key (`_summed`)
+    once the rows waiting outnumber both the rows summed so far and ``waiting_rows``, and at
+    the end (`total`). So the list never holds much more than the sums (as large as the
+    statements they end in, not as the usage) plus ``waiting_rows`` and a chunk, and each row
+    is summed a few times, not again with every later chunk."""
+
+    def __init__(self, scale: int, *, waiting_rows: int = SUMS_WAITING_ROWS) -> None:
+        self.scale = scale
+        self.waiting_rows = waiting_rows
+        self._frames: dict[str, list[pd.DataFrame]] = {name: [] for name in _PARTIAL_KEYS}
+        self._summed = dict.fromkeys(_PARTIAL_KEYS, 0)  # rows of the sums (the first frame)
+        self._waiting = dict.fromkeys(_PARTIAL_KEYS, 0)  # rows after them
+
+    def add(self, partial: Partial) -> None:
+        if partial.scale != self.scale:
+            raise ValueError("a partial made at another scale")
+        for name in _PARTIAL_KEYS:
+            frame = getattr(partial, name)
+            if not len(frame):
+                continue
+            self._frames[name].append(frame)
+            self._waiting[name] += len(frame)
+            if self._waiting[name] > max(self._summed[name], self.waiting_rows):
+                self._sum(name)
+
+    def _sum(self, name: str) -> None:
+        frame = _summed(name, self._frames[name], self.scale)
+        self._frames[name] = [frame] if len(frame) else []
+        self._summed[name], self._waiting[name] = len(frame), 0
+
+    def rows(self) -> int:
+        """Rows held, summed or waiting (what the sums cost in memory)."""
+        return sum(self._summed.values()) + sum(self._waiting.values())
+
+    def total(self) -> Partial:
+        """Every chunk's sums added up per key (the licences empty)."""
+        for name in _PARTIAL_KEYS:
+            if self._waiting[name]:
+                self._sum(name)
+        frames = {
+            name: self._frames[name][0] if self._frames[name] else empty_partial_frame(name)
+            for name in _PARTIAL_KEYS
+        }
+        return Partial(scale=self.scale, licences=empty_partial_frame("licences"), **frames)
+
+
+def _summed(name: str, frames: list[pd.DataFrame], scale: int) -> pd.DataFrame:
+    """``frames`` (of the `Partial` frame ``name``) summed per key, each scaled amount carried
+    back to ``minor × scale + sub`` with 0 <= sub < scale: exact, integers only (the subs of
+    fewer than 9 × 10^9 rows below a scale of 10^9 cannot pass 63 bits). Integer keys are
+    sorted and summed in numpy (about twice as fast as a pandas groupby), the others (few
+    rows: products, suspense reasons and identifiers) grouped by pandas."""
+    keys, columns = _PARTIAL_KEYS[name], PARTIAL_COLUMNS[name]
+    values = [c for c in columns if c not in keys]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    key = _int_key(frame, keys)
+    if key is not None:
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        first = order[starts]
+        out = {c: frame[c].to_numpy("int64")[first] for c in keys}
+        for c in values:
+            out[c] = np.add.reduceat(frame[c].to_numpy("int64")[order], starts)
+        frame = pd.DataFrame(out)
+    else:
+        frame = frame.groupby(keys, as_index=False, sort=False)[values].sum()
+    for amount in ("amount", "fee"):
+        if f"{amount}_sub" in frame.columns:
+            sub = frame[f"{amount}_sub"].to_numpy("int64")
+            frame[f"{amount}_minor"] = frame[f"{amount}_minor"].to_numpy("int64") + sub // scale
+            frame[f"{amount}_sub"] = sub % scale
+    return frame[list(columns)].astype(columns)
+
+
+def _int_key(frame: pd.DataFrame, keys: list[str]) -> np.ndarray | None:
+    """One int64 per row that is equal exactly when the rows' ``keys`` are (one integer key
+    as it is, two non-negative ones below 2^31 side by side), or None."""
+    if len(keys) > 2 or not _INT_KEYS.issuperset(keys):
+        return None
+    if len(keys) == 1:
+        return frame[keys[0]].to_numpy("int64")
+    high, low = (frame[k].to_numpy("int64") for k in keys)
+    if len(high) and (min(high.min(), low.min()) < 0 or max(high.max(), low.max()) >= 1 << 31):
+        return None
+    return (high << 32) | low
+
+
+_INT_KEYS = frozenset({"holder_id", "work_id"})
+
+
+class LentUsage:
+    """The usage of a product's declared licences (the donors of its proxy pool) summed per
+    work and reserved, and per identifier and reserved, as the chunks that price them load
+    it: what `cycle_inputs.usage_summed_frame` reads from the database, bounded by the works
+    and identifiers used, not by the lines (summed again, like `PartialSums`, once the rows
+    waiting outnumber the rows summed and ``waiting_rows``)."""
+
+    def __init__(self, *, waiting_rows: int = SUMS_WAITING_ROWS) -> None:
+        self.licences: set[int] = set()
+        self.waiting_rows = waiting_rows
+        self._parts: dict[str, list[pd.DataFrame]] = {"matched": [], "identifiers": []}
+        self._summed = {"matched": 0, "identifiers": 0}
+        self._waiting = {"matched": 0, "identifiers": 0}
+
+    def add(self, licences: Collection[int], usage: pd.DataFrame) -> None:
+        """The usage rows (`cycle_inputs.usage_frame`'s) of ``licences``, read whole."""
+        self.licences.update(int(lid) for lid in licences)
+        matched = usage["work_id"].notna().to_numpy()
+        parts = {
+            "matched": pd.DataFrame(
+                {
+                    "work_id": usage["work_id"].to_numpy("int64", na_value=0)[matched],
+                    "reserved": usage["reserved"].to_numpy(bool)[matched],
+                    "quantity": usage["quantity"].to_numpy("int64")[matched],
+                }
+            ),
+            "identifiers": pd.DataFrame(
+                {
+                    "ref": usage["ref"][~matched].reset_index(drop=True),
+                    "reserved": usage["reserved"].to_numpy(bool)[~matched],
+                    "quantity": usage["quantity"].to_numpy("int64")[~matched],
+                }
+            ),
+        }
+        for name, part in parts.items():
+            if not len(part):
+                continue
+            self._parts[name].append(part)
+            self._waiting[name] += len(part)
+            if self._waiting[name] > max(self._summed[name], self.waiting_rows):
+                self._sum(name)
+
+    def _sum(self, name: str) -> None:
+        keys = ["work_id", "reserved"] if name == "matched" else ["ref", "reserved"]
+        frame = pd.concat(self._parts[name], ignore_index=True)
+        frame = frame.groupby(keys, as_index=False, sort=True)["quantity"].sum()
+        self._parts[name] = [frame] if len(frame) else []
+        self._summed[name], self._waiting[name] = len(frame), 0
+
+    def frame(self, licence_ids: Collection[int]) -> pd.DataFrame | None:
+        """The summed usage dealt out in turn over ``licence_ids`` (which must be the
+        licences added), as `cycle_inputs.usage_summed_frame` makes it, or None when there
+        are fewer rows than licences (the caller then reads them from the database)."""
+        if set(licence_ids) != self.licences or not self.licences:
+            raise ValueError("the donors are not the licences whose usage was summed")
+        for name in self._parts:
+            if self._waiting[name]:
+                self._sum(name)
+        matched, identifiers = (
+            self._parts[name][0] if self._parts[name] else None
+            for name in ("matched", "identifiers")
         )
-    frames = {}
-    for name, keys in _PARTIAL_KEYS.items():
-        both = [f for f in (getattr(total, name), getattr(partial, name)) if len(f)]
-        if not both:
-            frames[name] = empty_partial_frame(name)
-            continue
-        frame = pd.concat(both, ignore_index=True).groupby(keys, as_index=False, sort=False).sum()
-        for amount in ("amount", "fee"):
-            if f"{amount}_sub" in frame.columns:
-                sub = frame[f"{amount}_sub"].to_numpy("int64")
-                frame[f"{amount}_minor"] = frame[f"{amount}_minor"].to_numpy("int64") + (
-                    sub // partial.scale
-                )
-                frame[f"{amount}_sub"] = sub % partial.scale
-        frames[name] = frame[list(PARTIAL_COLUMNS[name])].astype(PARTIAL_COLUMNS[name])
-    return Partial(scale=partial.scale, licences=empty_partial_frame("licences"), **frames)
+        matched = _positive(matched, ["work_id", "reserved"])
+        identifiers = _positive(identifiers, ["ref", "reserved"])
+        m, n = len(matched), len(identifiers)
+        lenders = np.asarray(sorted(self.licences), dtype="int64")
+        if m + n < len(lenders):
+            return None
+        return pd.DataFrame(
+            {
+                "licence_id": lenders[np.arange(m + n) % len(lenders)],
+                "work_id": pd.arrays.IntegerArray(
+                    np.concatenate([matched["work_id"].to_numpy("int64"), np.zeros(n, "int64")]),
+                    np.concatenate([np.zeros(m, bool), np.ones(n, bool)]),
+                ),
+                "ref": pd.Series([""] * m + identifiers["ref"].tolist(), dtype="str"),
+                "quantity": np.concatenate(
+                    [
+                        matched["quantity"].to_numpy("int64"),
+                        identifiers["quantity"].to_numpy("int64"),
+                    ]
+                ),
+                "reserved": np.concatenate(
+                    [matched["reserved"].to_numpy(bool), identifiers["reserved"].to_numpy(bool)]
+                ),
+            }
+        )
+
+
+def _positive(frame: pd.DataFrame | None, keys: list[str]) -> pd.DataFrame:
+    """The rows of positive quantity, in key order (the database's HAVING and ORDER BY)."""
+    if frame is None:
+        return pd.DataFrame({**{k: [] for k in keys}, "quantity": np.zeros(0, "int64")})
+    frame = frame[frame["quantity"].to_numpy("int64") > 0]
+    return frame.sort_values(keys, kind="stable", ignore_index=True)
+
+
+def _lending(
+    usage: pd.DataFrame, priced: Collection[int], lenders: Collection[int], by_id: dict
+) -> dict[str, tuple[list[int], pd.DataFrame]]:
+    """Per product, the licences of ``priced`` that lend their usage to a proxy pool priced
+    later, and their rows of ``usage`` (read whole: priced here)."""
+    found: dict[str, list[int]] = {}
+    for lid in priced:
+        if lid in lenders:
+            found.setdefault(by_id[lid].product_code, []).append(int(lid))
+    out = {}
+    ids = usage["licence_id"].to_numpy("int64")
+    for product, group in found.items():
+        out[product] = (group, usage[np.isin(ids, group)])
+    return out
 
 
 def allocation_chunked(
@@ -300,35 +517,69 @@ def allocation_chunked(
 ) -> Allocation | None:
     """The allocation in this one task, chunk by chunk (`chunk_plan`): each chunk's usage is
     loaded, mapped (`allocate_map`) and dropped, its partial added to the running sums
-    (`partials_add`); then the reduce, as a run's, and the store. The same result as
+    (`PartialSums`); then the reduce, as a run's, and the store. The same result as
     `allocate` over everything, in the memory of one chunk plus the sums, with no scratch
-    rows in the database (a run's map tasks write and read back every partition's partials)."""
+    rows in the database (a run's map tasks write and read back every partition's partials).
+    The works and shares are read once for all the chunks (`cycle_inputs.catalogue_load`),
+    and the proxy pools' donor usage is summed from the chunks that priced the donors."""
     pools, declared = loaded
     params = cycles._params(cycle.policy)
     timings: dict[str, float] = {}
-    plan = chunk_plan(
-        plan_frame(pools, declared, params),
-        partitions=1,
-        chunk_rows=chunk_rows,
-        fallback=params.fallback,
-        works=cycle_inputs.works_count(),
+    frame = plan_frame(pools, declared, params)
+    catalogue_size = cycle_inputs.works_count()
+    plan = task_chunk_plan(
+        frame, chunk_rows=chunk_rows, fallback=params.fallback, works=catalogue_size
     )
     by_id = {p.licence_id: p for p in pools}
+    # The chunks that price a proxy pool go last: their donors, the declared licences of the
+    # pool's product, are priced in the chunks before, whose usage is summed per product,
+    # work and identifier on the way (`LentUsage`: the works used, not the lines), instead of
+    # being read again from the database summed there.
+    plan = sorted(plan, key=lambda part: bool(part[1]))
+    lenders = {lid for _, donors in plan for lid in donors}
+    lent = {
+        product: LentUsage() for product in sorted({by_id[lid].product_code for lid in lenders})
+    }
     seen: list[Partial] = []
-    total: Partial | None = None
+    sums = PartialSums(params.scale)
     t = time.perf_counter()
+    # The works and shares, read once for every chunk when the chunks' usage rows name works
+    # at least half the catalogue's size in all (else each chunk reads only the works its
+    # usage names, fewer rows in all than one pass over the catalogue).
+    catalogue = None
+    if len(plan) > 1 and 2 * int(frame["matched"].sum()) >= catalogue_size:
+        catalogue = cycle_inputs.catalogue_load()
+    timings["catalogue"] = round(time.perf_counter() - t, 3)
     for index, (priced, donors) in enumerate(plan):
         cycles._progress(
             cycle.pk, f"allocating: chunk {index + 1} of {len(plan)}", 10 + 65 * index // len(plan)
         )
         ids = [*priced, *donors]
-        chunk = {lid: declared[lid] for lid in ids if declared.get(lid)}
         products: dict[str, list[int]] = {}
         for lid in donors:
             products.setdefault(by_id[lid].product_code, []).append(lid)
+        # Each product's donors from the sums of the chunks before (when they priced every
+        # one of them), else read summed from the database.
+        summed, read = [], []
+        for product in sorted(products):
+            group = [lid for lid in products[product] if declared.get(lid)]
+            frame_lent = None
+            if group and set(group) == lent[product].licences:
+                frame_lent = lent[product].frame(group)
+            if frame_lent is None:
+                read.append(products[product])
+            else:
+                summed.append(frame_lent)
+                lent[product] = LentUsage()  # one proxy pool per product: done with them
+        from_sums = {lid for frame_lent in summed for lid in frame_lent["licence_id"].unique()}
+        chunk = {lid: declared[lid] for lid in ids if declared.get(lid) and lid not in from_sums}
         usage, works, shares = cycles.cycle_usage_load(
-            chunk, lenders=[products[p] for p in sorted(products)]
+            chunk, lenders=read, catalogue=catalogue, summed=summed
         )
+        del summed
+        chunk = {lid: declared[lid] for lid in ids if declared.get(lid)}
+        for product, group in _lending(usage, priced, lenders, by_id).items():
+            lent[product].add(group[0], group[1])
         inputs = CycleInputs(
             licences=cycles.licences_frame([by_id[lid] for lid in ids], chunk),
             usage=usage,
@@ -347,15 +598,17 @@ def allocation_chunked(
                 **{name: empty_partial_frame(name) for name in _PARTIAL_KEYS},
             )
         )
-        total = partials_add(total, partial)
+        sums.add(partial)
         del partial
+    del catalogue, lent
+    total = sums.total()
     timings["map"] = round(time.perf_counter() - t, 3)
     timings["chunks"] = len(plan)
     t = time.perf_counter()
     inputs = _reduce_inputs(cycle, pools, declared, releases, returns)
     timings["load"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    partials = [*seen, total] if total is not None else seen
+    partials = [*seen, total]
     result = allocate_reduce(partials, inputs, params)
     timings["engine"] = round(time.perf_counter() - t, 3)
     return cycles.cycle_allocation_finish(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import date, timedelta
 
 import numpy as np
@@ -240,13 +240,17 @@ def cycle_usage_load(
     *,
     release_work_ids: list[int] | tuple[int, ...] = (),
     lenders: Collection[Collection[int]] = (),
+    catalogue: cycle_inputs.Catalogue | None = None,
+    summed: Sequence[pd.DataFrame] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(usage, works, shares) of the given licences' declarations, plus the works (and
     shares) releases name. ``lenders``: groups of licences (the donors of a partition, one
     group per product) that only lend their usage to their product's proxy pool; each
     group's usage is read summed per work and identifier (`cycle_inputs.usage_summed_frame`),
-    so that it costs the works used, not the lines."""
-    summed, lent = [], set()
+    so that it costs the works used, not the lines; ``summed``: such usage the caller summed
+    already (donors not in ``declared``). ``catalogue``: the works and shares read once
+    already (`cycle_inputs.catalogue_load`), taken from it instead of read again."""
+    summed, lent = list(summed), set()
     for group in lenders:
         ids = sorted({int(lid) for lid in group if declared.get(lid)})
         frame = cycle_inputs.usage_summed_frame(
@@ -266,6 +270,8 @@ def cycle_usage_load(
             np.asarray([int(w) for w in release_work_ids], dtype="int64"),
         ]
     )
+    if catalogue is not None:
+        return usage, catalogue.works(work_ids), catalogue.shares(work_ids)
     works = cycle_inputs.works_frame(work_ids=work_ids)
     shares = cycle_inputs.shares_frame(work_ids=work_ids)
     return usage, works, shares
