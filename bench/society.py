@@ -43,7 +43,7 @@ codes (holder registry code, catalogue, ``work_ref``: not database ids, which de
 order the workers import in). ``--results FILE`` appends the figures as one JSON line
 (``bench/society_plot.py`` draws docs/img/scaling.svg from them).
 
-``--chunk-rows R`` (``ROYALTIES_ALLOCATION_CHUNK_ROWS``, default the setting's: 2,000,000;
+``--chunk-rows R`` (``ROYALTIES_ALLOCATION_CHUNK_ROWS``, default the setting's: 10,000,000;
 0: no chunks) bounds the allocation's memory: a cycle with more usage rows than R is allocated
 chunk by chunk of about R rows in its one task (at ``--scale 1`` 9 chunks of declared
 licences and 3 of proxy pools), each chunk's exact partial sums added up as they come, the
@@ -782,7 +782,7 @@ def main() -> None:
     parser.add_argument(
         "--chunk-rows", type=int, default=None,
         help="usage rows an allocation task holds at most (ROYALTIES_ALLOCATION_CHUNK_ROWS; "
-        "default: the setting's, 2,000,000 unless set in the environment; 0: no chunks)",
+        "default: the setting's, 10,000,000 unless set in the environment; 0: no chunks)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=20261001)
     parser.add_argument("--regime", choices=("opt_out", "opt_in"), default="opt_out")

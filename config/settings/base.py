@@ -360,7 +360,10 @@ if not 1 <= ROYALTIES_ALLOCATION_PARTITIONS <= 1000:
 # most of the catalogue, so chunks cost some time for the memory: at the full-size quarter
 # (bench/society.py, 20M lines, 12 chunks) the allocation worker went from 2.2-2.3 GB to
 # 1.6-1.7 GB for about 10-13 s more CPU (docs/scaling.md). 0: no chunks.
-ROYALTIES_ALLOCATION_CHUNK_ROWS = env_int("ROYALTIES_ALLOCATION_CHUNK_ROWS", default=2_000_000)
+# Session 8, quiet, scale 1 (15.8M usage rows), allocation alone: off 21.4 s / 1,748 MB,
+# R = 10M 28.8 s / 1,693 MB (3 chunks), R = 2M 36.6 s / 1,552 MB (12 chunks); the default
+# keeps a task near 1.4 GB (about 8-10M rows) and leaves bench/cycle.py's 8.2M rows whole.
+ROYALTIES_ALLOCATION_CHUNK_ROWS = env_int("ROYALTIES_ALLOCATION_CHUNK_ROWS", default=10_000_000)
 if ROYALTIES_ALLOCATION_CHUNK_ROWS < 0:
     from django.core.exceptions import ImproperlyConfigured
 
