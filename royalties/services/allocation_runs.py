@@ -300,52 +300,72 @@ _PARTIAL_KEYS = {
 SUMS_WAITING_ROWS = 1_000_000
 
 
-class PartialSums:
-    """The exact running sums of a task's chunk partials (their licences apart), in bounded
-    memory and time: each frame's chunks wait in a list and are summed per key (`_summed`)
-    once the rows waiting outnumber both the rows summed so far and ``waiting_rows``, and at
-    the end (`total`). So the list never holds much more than the sums (as large as the
-    statements they end in, not as the usage) plus ``waiting_rows`` and a chunk, and each row
-    is summed a few times, not again with every later chunk."""
+class _WaitingSums:
+    """Frames kept per name as a list that waits to be summed (`_sum_frames`, the subclass's)
+    until the rows waiting outnumber both the rows summed so far and ``waiting_rows``, and when
+    read (`_summed_frame`): the list never holds much more than the sums plus
+    ``waiting_rows`` and the last frame, and each row is summed a few times, not again with
+    every later frame."""
 
-    def __init__(self, scale: int, *, waiting_rows: int = SUMS_WAITING_ROWS) -> None:
-        self.scale = scale
+    def __init__(self, names: Collection[str], *, waiting_rows: int) -> None:
         self.waiting_rows = waiting_rows
-        self._frames: dict[str, list[pd.DataFrame]] = {name: [] for name in _PARTIAL_KEYS}
-        self._summed = dict.fromkeys(_PARTIAL_KEYS, 0)  # rows of the sums (the first frame)
-        self._waiting = dict.fromkeys(_PARTIAL_KEYS, 0)  # rows after them
+        self._frames: dict[str, list[pd.DataFrame]] = {name: [] for name in names}
+        self._summed = dict.fromkeys(names, 0)  # rows of the sums (the first frame)
+        self._waiting = dict.fromkeys(names, 0)  # rows after them
 
-    def add(self, partial: Partial) -> None:
-        if partial.scale != self.scale:
-            raise ValueError("a partial made at another scale")
-        for name in _PARTIAL_KEYS:
-            frame = getattr(partial, name)
-            if not len(frame):
-                continue
-            self._frames[name].append(frame)
-            self._waiting[name] += len(frame)
-            if self._waiting[name] > max(self._summed[name], self.waiting_rows):
-                self._sum(name)
+    def _push(self, name: str, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        self._frames[name].append(frame)
+        self._waiting[name] += len(frame)
+        if self._waiting[name] > max(self._summed[name], self.waiting_rows):
+            self._sum(name)
 
     def _sum(self, name: str) -> None:
-        frame = _summed(name, self._frames[name], self.scale)
+        frame = self._sum_frames(name, self._frames[name])
         self._frames[name] = [frame] if len(frame) else []
         self._summed[name], self._waiting[name] = len(frame), 0
+
+    def _summed_frame(self, name: str) -> pd.DataFrame | None:
+        """Everything pushed as ``name`` summed (None: nothing was)."""
+        if self._waiting[name]:
+            self._sum(name)
+        return self._frames[name][0] if self._frames[name] else None
+
+    def _sum_frames(self, name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+        raise NotImplementedError
 
     def rows(self) -> int:
         """Rows held, summed or waiting (what the sums cost in memory)."""
         return sum(self._summed.values()) + sum(self._waiting.values())
 
+
+class PartialSums(_WaitingSums):
+    """The exact running sums of a task's chunk partials (their licences apart), in bounded
+    memory and time (`_WaitingSums`): each frame's chunks summed per key (`_summed`), as
+    large as the statements they end in, not as the usage."""
+
+    def __init__(self, scale: int, *, waiting_rows: int = SUMS_WAITING_ROWS) -> None:
+        super().__init__(_PARTIAL_KEYS, waiting_rows=waiting_rows)
+        self.scale = scale
+
+    def add(self, partial: Partial) -> None:
+        if partial.scale != self.scale:
+            raise ValueError("a partial made at another scale")
+        for name in _PARTIAL_KEYS:
+            self._push(name, getattr(partial, name))
+
+    def _sum_frames(self, name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+        return _summed(name, frames, self.scale)
+
     def total(self) -> Partial:
         """Every chunk's sums added up per key (the licences empty)."""
-        for name in _PARTIAL_KEYS:
-            if self._waiting[name]:
-                self._sum(name)
-        frames = {
-            name: self._frames[name][0] if self._frames[name] else empty_partial_frame(name)
-            for name in _PARTIAL_KEYS
-        }
-        return Partial(scale=self.scale, licences=empty_partial_frame("licences"), **frames)
+        frames = {name: self._summed_frame(name) for name in _PARTIAL_KEYS}
+        return Partial(
+            scale=self.scale,
+            licences=empty_partial_frame("licences"),
+            **{n: f if f is not None else empty_partial_frame(n) for n, f in frames.items()},
+        )
 
 
 def _summed(name: str, frames: list[pd.DataFrame], scale: int) -> pd.DataFrame:
@@ -393,7 +413,7 @@ def _int_key(frame: pd.DataFrame, keys: list[str]) -> np.ndarray | None:
 _INT_KEYS = frozenset({"holder_id", "work_id"})
 
 
-class LentUsage:
+class LentUsage(_WaitingSums):
     """The usage of a product's declared licences (the donors of its proxy pool) summed per
     work and reserved, and per identifier and reserved, as the chunks that price them load
     it: what `cycle_inputs.usage_summed_frame` reads from the database, bounded by the works
@@ -401,11 +421,8 @@ class LentUsage:
     waiting outnumber the rows summed and ``waiting_rows``)."""
 
     def __init__(self, *, waiting_rows: int = SUMS_WAITING_ROWS) -> None:
+        super().__init__(("matched", "identifiers"), waiting_rows=waiting_rows)
         self.licences: set[int] = set()
-        self.waiting_rows = waiting_rows
-        self._parts: dict[str, list[pd.DataFrame]] = {"matched": [], "identifiers": []}
-        self._summed = {"matched": 0, "identifiers": 0}
-        self._waiting = {"matched": 0, "identifiers": 0}
 
     def add(self, licences: Collection[int], usage: pd.DataFrame) -> None:
         """The usage rows (`cycle_inputs.usage_frame`'s) of ``licences``, read whole."""
@@ -428,19 +445,12 @@ class LentUsage:
             ),
         }
         for name, part in parts.items():
-            if not len(part):
-                continue
-            self._parts[name].append(part)
-            self._waiting[name] += len(part)
-            if self._waiting[name] > max(self._summed[name], self.waiting_rows):
-                self._sum(name)
+            self._push(name, part)
 
-    def _sum(self, name: str) -> None:
+    def _sum_frames(self, name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
         keys = ["work_id", "reserved"] if name == "matched" else ["ref", "reserved"]
-        frame = pd.concat(self._parts[name], ignore_index=True)
-        frame = frame.groupby(keys, as_index=False, sort=True)["quantity"].sum()
-        self._parts[name] = [frame] if len(frame) else []
-        self._summed[name], self._waiting[name] = len(frame), 0
+        frame = pd.concat(frames, ignore_index=True)
+        return frame.groupby(keys, as_index=False, sort=True)["quantity"].sum()
 
     def frame(self, licence_ids: Collection[int]) -> pd.DataFrame | None:
         """The summed usage dealt out in turn over ``licence_ids`` (which must be the
@@ -448,13 +458,7 @@ class LentUsage:
         are fewer rows than licences (the caller then reads them from the database)."""
         if set(licence_ids) != self.licences or not self.licences:
             raise ValueError("the donors are not the licences whose usage was summed")
-        for name in self._parts:
-            if self._waiting[name]:
-                self._sum(name)
-        matched, identifiers = (
-            self._parts[name][0] if self._parts[name] else None
-            for name in ("matched", "identifiers")
-        )
+        matched, identifiers = (self._summed_frame(n) for n in ("matched", "identifiers"))
         matched = _positive(matched, ["work_id", "reserved"])
         identifiers = _positive(identifiers, ["ref", "reserved"])
         m, n = len(matched), len(identifiers)
